@@ -1,0 +1,54 @@
+"""Command line: `python -m {{ cookiecutter.project_slug }} [serve]`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+import uvicorn
+
+from .core.logging import configure_logging
+from .settings import get_settings
+
+
+def serve(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    uvicorn.run(
+        "{{ cookiecutter.project_slug }}.main:app",
+        host=args.host or settings.host,
+        port=args.port or settings.port,
+        workers=args.workers or settings.workers,
+        reload=args.reload,
+        log_config=None,  # logging is configured by the app, as JSON
+        access_log=False,  # replaced by AccessLogMiddleware
+        proxy_headers=True,  # trusts FORWARDED_ALLOW_IPS (default: 127.0.0.1)
+        timeout_graceful_shutdown=30,
+        server_header=False,
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="{{ cookiecutter.project_slug }}")
+    commands = parser.add_subparsers(dest="command")
+    serve_parser = commands.add_parser("serve", help="serve the HTTP API (the default)")
+    serve_parser.add_argument("--host", help="bind address (default: HOST)")
+    serve_parser.add_argument("--port", type=int, help="port (default: PORT)")
+    serve_parser.add_argument("--workers", type=int, help="worker processes (default: WORKERS)")
+    serve_parser.add_argument("--reload", action="store_true", help="restart on code changes")
+    serve_parser.set_defaults(handler=serve)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if not arguments or (arguments[0].startswith("-") and arguments[0] not in {"-h", "--help"}):
+        arguments.insert(0, "serve")  # serving is the default command
+    args = build_parser().parse_args(arguments)
+    return int(args.handler(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

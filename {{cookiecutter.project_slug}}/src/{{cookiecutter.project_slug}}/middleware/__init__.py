@@ -1,0 +1,1 @@
+"""Pure ASGI middleware: each class wraps `send` or `receive` and nothing more."""
