@@ -3,27 +3,42 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
 from . import DESCRIPTION, PROJECT_NAME, __version__
-from .api import generate, health, root
-from .core.errors import install_error_handlers
+from .api import generate, health, jobs, openai, root
+from .core.cache import MemoryResponseCache
+from .core.cpu import CPUPool
+from .core.errors import APIError, error_detail, install_error_handlers
 from .core.lifecycle import Lifecycle
 from .core.logging import configure_logging, get_logger
+from .jobs.memory import InProcessJobQueue
+from .llm.errors import ProviderError
 from .llm.factory import build_provider
+from .llm.service import GenerationService
 from .middleware.access_log import AccessLogMiddleware
 from .middleware.body_limit import BodyLimitMiddleware
 from .middleware.errors import UnhandledErrorMiddleware
 from .middleware.https_redirect import HTTPSRedirectMiddleware
 from .middleware.request_id import REQUEST_ID_HEADER, RequestIdMiddleware
 from .middleware.security_headers import SecurityHeadersMiddleware
+from .schemas.generate import GenerateRequest
 from .settings import Settings, get_settings
 
 logger = get_logger(__name__)
+
+
+def job_error(exc: Exception) -> dict[str, Any]:
+    """How a failed job reports its error: like the HTTP error it would have been."""
+    if isinstance(exc, ProviderError):
+        error = APIError.from_provider(exc)
+        return error_detail(error.status_code, error.message, code=error.code)
+    logger.error("job crashed", exc_info=exc)
+    return error_detail(500, "The job failed unexpectedly.", code="internal_error")
 
 
 @asynccontextmanager
@@ -31,16 +46,39 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
     settings: Settings = app.state.settings
     lifecycle: Lifecycle = app.state.lifecycle
     lifecycle.drain_on_signals()
-    provider = build_provider(settings)
-    lifecycle.add_check("provider", provider.readiness)
     if not settings.auth_enabled:
         logger.warning("authentication is off: set API_KEYS to require a key")
-    logger.info("started", environment=settings.environment, provider=provider.name)
-    try:
-        yield {"provider": provider}
-    finally:
-        await provider.aclose()
-        logger.info("stopped")
+
+    async with AsyncExitStack() as stack:
+        provider = build_provider(settings)
+        stack.push_async_callback(provider.aclose)
+        cache = MemoryResponseCache(
+            ttl_s=settings.cache_ttl_s, max_entries=settings.cache_max_entries
+        )
+        stack.push_async_callback(cache.aclose)
+        generation = GenerationService(provider, cache)
+        cpu = CPUPool(workers=settings.cpu_workers)
+        stack.callback(cpu.close)
+
+        async def run_job(request: dict[str, Any]) -> dict[str, Any]:
+            body = GenerateRequest.model_validate(request)
+            result = await generation.generate(body, settings.llm_model)
+            return result.model_dump(mode="json")
+
+        jobs = InProcessJobQueue(
+            run_job,
+            job_error,
+            max_queued=settings.job_queue_size,
+            workers=settings.job_workers,
+            retention_s=settings.job_retention_s,
+        )
+        stack.push_async_callback(jobs.aclose)  # closed first: running jobs still need the rest
+
+        lifecycle.add_check("provider", provider.readiness)
+        lifecycle.add_check("jobs", jobs.readiness)
+        logger.info("started", environment=settings.environment, provider=provider.name)
+        yield {"provider": provider, "generation": generation, "jobs": jobs, "cpu": cpu}
+    logger.info("stopped")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -60,6 +98,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(root.router)
     app.include_router(health.router)
     app.include_router(generate.router)
+    app.include_router(jobs.router)
+    app.include_router(openai.router)
 
     # add_middleware wraps: the last one added runs first on the way in.
     app.add_middleware(UnhandledErrorMiddleware)
@@ -70,8 +110,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             CORSMiddleware,
             allow_origins=list(settings.cors_origins),
             allow_methods=["GET", "POST", "OPTIONS"],
-            allow_headers=["Authorization", "Content-Type", "X-API-Key", REQUEST_ID_HEADER],
-            expose_headers=[REQUEST_ID_HEADER, "Retry-After"],
+            allow_headers=[
+                "Authorization",
+                "Cache-Control",
+                "Content-Type",
+                "X-API-Key",
+                REQUEST_ID_HEADER,
+            ],
+            expose_headers=[REQUEST_ID_HEADER, "Retry-After", "X-Cache", "Location"],
         )
     if settings.force_https:
         app.add_middleware(HTTPSRedirectMiddleware)

@@ -34,7 +34,21 @@ class Settings(BaseSettings):
     llm_timeout_s: float = Field(default=30.0, gt=0)
     llm_max_retries: int = Field(default=2, ge=0, le=10)
     llm_max_concurrency: int = Field(default=64, ge=1)
+    llm_breaker_failures: int = Field(default=5, ge=1)
+    llm_breaker_reset_s: float = Field(default=30.0, gt=0)
     fake_llm_token_latency_ms: float = Field(default=0.0, ge=0)
+    fake_llm_failure_rate: float = Field(default=0.0, ge=0, le=1)
+    fake_llm_fail_after_tokens: int | None = Field(default=None, ge=0)
+
+    cache_ttl_s: float = Field(default=300.0, ge=0)
+    cache_max_entries: int = Field(default=10_000, ge=1)
+    batch_max_items: int = Field(default=32, ge=1)
+    batch_concurrency: int = Field(default=8, ge=1)
+    job_queue_size: int = Field(default=1000, ge=1)
+    job_workers: int = Field(default=4, ge=1)
+    job_retention_s: float = Field(default=3600.0, gt=0)
+    cpu_workers: int = Field(default=2, ge=1)
+    sse_ping_interval_s: float = Field(default=15.0, gt=0)
 
     # Comma-separated bearer keys; empty disables authentication outside production.
     api_keys: Annotated[tuple[SecretStr, ...], NoDecode] = ()

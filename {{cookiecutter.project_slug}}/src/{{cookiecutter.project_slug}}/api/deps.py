@@ -6,9 +6,12 @@ from typing import Annotated, cast
 
 from fastapi import Depends, Header, Request
 
+from ..core.cpu import CPUPool
 from ..core.lifecycle import Lifecycle
 from ..core.security import Principal, authenticate, presented_key
+from ..jobs.base import JobQueue
 from ..llm.base import Provider
+from ..llm.service import GenerationService
 from ..settings import Settings
 
 
@@ -24,9 +27,24 @@ def get_provider(request: Request) -> Provider:
     return cast(Provider, request.state.provider)
 
 
+def get_generation_service(request: Request) -> GenerationService:
+    return cast(GenerationService, request.state.generation)
+
+
+def get_job_queue(request: Request) -> JobQueue:
+    return cast(JobQueue, request.state.jobs)
+
+
+def get_cpu_pool(request: Request) -> CPUPool:
+    return cast(CPUPool, request.state.cpu)
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 LifecycleDep = Annotated[Lifecycle, Depends(get_lifecycle)]
 ProviderDep = Annotated[Provider, Depends(get_provider)]
+GenerationServiceDep = Annotated[GenerationService, Depends(get_generation_service)]
+JobQueueDep = Annotated[JobQueue, Depends(get_job_queue)]
+CPUPoolDep = Annotated[CPUPool, Depends(get_cpu_pool)]
 
 
 def get_principal(

@@ -1,41 +1,138 @@
-"""Native generation API (`/api/v1`)."""
+"""Native generation API (`/api/v1`): one answer, a stream, a batch, a token count."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from dataclasses import dataclass
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Header, Request, Response
+from fastapi.sse import EventSourceResponse, ServerSentEvent
 
-from ..llm.base import GenerationRequest
-from ..schemas.errors import ERROR_RESPONSES
-from ..schemas.generate import GenerateRequest, GenerateResponse, UsageInfo
-from .deps import PrincipalDep, ProviderDep, SettingsDep
+from ..core.errors import APIError, error_detail
+from ..llm.base import FinishReason, Usage
+from ..llm.errors import ProviderError
+from ..llm.tokens import count_tokens
+from ..schemas.errors import ERROR_RESPONSES, ErrorDetail
+from ..schemas.generate import (
+    BatchItem,
+    BatchRequest,
+    BatchResponse,
+    GenerateRequest,
+    GenerateResponse,
+    StreamDone,
+    TokenizeRequest,
+    TokenizeResponse,
+    UsageInfo,
+)
+from .deps import CPUPoolDep, GenerationServiceDep, PrincipalDep, SettingsDep
+from .streaming import SSE_RESPONSES, cancel_on_disconnect, open_stream, sse_response, stream_events
 
 router = APIRouter(prefix="/api/v1", tags=["generation"], responses=ERROR_RESPONSES)
+CacheControlHeader = Annotated[str | None, Header(alias="Cache-Control", include_in_schema=False)]
 
 
 @router.post("/generate", summary="Generate text from a prompt")
 async def generate(
-    body: GenerateRequest, provider: ProviderDep, settings: SettingsDep, _: PrincipalDep
+    body: GenerateRequest,
+    request: Request,
+    response: Response,
+    service: GenerationServiceDep,
+    settings: SettingsDep,
+    _: PrincipalDep,
+    cache_control: CacheControlHeader = None,
 ) -> GenerateResponse:
-    completion = await provider.complete(
-        GenerationRequest.from_prompt(
-            body.prompt,
-            max_tokens=body.max_tokens,
-            temperature=body.temperature,
-            model=settings.llm_model,
+    no_cache = "no-cache" in (cache_control or "").lower()
+    result = await cancel_on_disconnect(
+        request, service.generate(body, settings.llm_model, no_cache=no_cache)
+    )
+    response.headers["X-Cache"] = "HIT" if result.cached else "MISS"
+    return result
+
+
+@dataclass
+class NativeStream:
+    """`event: delta` per piece of text, then `event: done` with usage (or `event: error`)."""
+
+    id: str
+    model: str
+
+    def start(self) -> list[ServerSentEvent]:
+        return []
+
+    def delta(self, text: str) -> ServerSentEvent:
+        return ServerSentEvent(event="delta", data={"text": text})
+
+    def finish(self, reason: FinishReason, usage: Usage | None) -> list[ServerSentEvent]:
+        done = StreamDone(
+            id=self.id,
+            model=self.model,
+            finish_reason=reason,
+            tokens_used=usage.completion_tokens if usage else 0,
+            usage=UsageInfo.of(usage) if usage else None,
         )
+        return [ServerSentEvent(event="done", data=done)]
+
+    def error(self, body: dict[str, Any]) -> ServerSentEvent:
+        return ServerSentEvent(event="error", data=body)
+
+
+@router.post(
+    "/generate/stream",
+    summary="Generate text as Server-Sent Events",
+    responses=SSE_RESPONSES,
+)
+async def generate_stream(
+    body: GenerateRequest,
+    request: Request,
+    service: GenerationServiceDep,
+    settings: SettingsDep,
+    _: PrincipalDep,
+) -> EventSourceResponse:
+    chunks = service.stream(body.to_generation(settings.llm_model))
+    first = await open_stream(request, chunks)
+    events = stream_events(
+        first, chunks, NativeStream(f"gen-{uuid.uuid4().hex}", settings.llm_model)
     )
-    usage = completion.usage
-    return GenerateResponse(
-        id=f"gen-{uuid.uuid4().hex}",
-        text=completion.text,
-        tokens_used=usage.completion_tokens,
-        model=completion.model,
-        finish_reason=completion.finish_reason,
-        usage=UsageInfo(
-            prompt_tokens=usage.prompt_tokens,
-            completion_tokens=usage.completion_tokens,
-            total_tokens=usage.total_tokens,
-        ),
+    return sse_response(events, ping_interval_s=settings.sse_ping_interval_s)
+
+
+@router.post("/generate/batch", summary="Generate for many prompts in one call")
+async def generate_batch(
+    body: BatchRequest,
+    request: Request,
+    service: GenerationServiceDep,
+    settings: SettingsDep,
+    _: PrincipalDep,
+) -> BatchResponse:
+    if len(body.requests) > settings.batch_max_items:
+        raise APIError(
+            422,
+            f"requests: at most {settings.batch_max_items} items per batch.",
+            code="too_many_items",
+            param="requests",
+        )
+    slots = asyncio.Semaphore(settings.batch_concurrency)
+
+    async def run(index: int, item: GenerateRequest) -> BatchItem:
+        async with slots:
+            try:
+                result = await service.generate(item, settings.llm_model)
+            except ProviderError as exc:
+                error = APIError.from_provider(exc)
+                detail = error_detail(error.status_code, error.message, code=error.code)
+                return BatchItem(index=index, error=ErrorDetail(**detail))
+            return BatchItem(index=index, result=result)
+
+    items = await cancel_on_disconnect(
+        request, asyncio.gather(*(run(i, item) for i, item in enumerate(body.requests)))
     )
+    failed = sum(item.error is not None for item in items)
+    return BatchResponse(results=list(items), succeeded=len(items) - failed, failed=failed)
+
+
+@router.post("/tokenize", summary="Count the tokens of a text")
+async def tokenize(body: TokenizeRequest, cpu: CPUPoolDep, _: PrincipalDep) -> TokenizeResponse:
+    tokens = await cpu.run(count_tokens, body.text)
+    return TokenizeResponse(tokens=tokens, characters=len(body.text))

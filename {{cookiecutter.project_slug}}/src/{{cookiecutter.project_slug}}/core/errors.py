@@ -6,6 +6,7 @@ classes against this service.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
@@ -14,6 +15,16 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+
+from ..llm.errors import (
+    CircuitOpenError,
+    OverloadedError,
+    ProviderError,
+    UpstreamRateLimitedError,
+    UpstreamRejectedError,
+    UpstreamTimeoutError,
+    UpstreamUnavailableError,
+)
 
 ERROR_TYPES: dict[int, str] = {
     401: "authentication_error",
@@ -31,6 +42,18 @@ def error_type(status_code: int) -> str:
     if status_code in ERROR_TYPES:
         return ERROR_TYPES[status_code]
     return "server_error" if status_code >= 500 else "invalid_request_error"
+
+
+# Upstream trouble as the client should see it: never a 500, never a traceback.
+PROVIDER_STATUS: tuple[tuple[type[ProviderError], int], ...] = (
+    (UpstreamRejectedError, 400),
+    (UpstreamRateLimitedError, 429),
+    (UpstreamTimeoutError, 504),
+    (CircuitOpenError, 503),
+    (OverloadedError, 503),
+    (UpstreamUnavailableError, 502),
+    (ProviderError, 502),
+)
 
 
 class APIError(Exception):
@@ -52,18 +75,26 @@ class APIError(Exception):
         self.param = param
         self.headers = dict(headers or {})
 
+    @classmethod
+    def from_provider(cls, exc: ProviderError) -> APIError:
+        status = next(code for kind, code in PROVIDER_STATUS if isinstance(exc, kind))
+        headers = {}
+        if exc.retry_after is not None or status in {429, 503}:
+            headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after or 1)))
+        param = exc.param if isinstance(exc, UpstreamRejectedError) else None
+        return cls(status, exc.message, code=exc.code, param=param, headers=headers)
+
+
+def error_detail(
+    status_code: int, message: str, *, code: str | None = None, param: str | None = None
+) -> dict[str, Any]:
+    return {"message": message, "type": error_type(status_code), "param": param, "code": code}
+
 
 def error_body(
     status_code: int, message: str, *, code: str | None = None, param: str | None = None
 ) -> dict[str, Any]:
-    return {
-        "error": {
-            "message": message,
-            "type": error_type(status_code),
-            "param": param,
-            "code": code,
-        }
-    }
+    return {"error": error_detail(status_code, message, code=code, param=param)}
 
 
 def error_response(
@@ -113,13 +144,17 @@ def http_exception_message(request: Request, exc: HTTPException) -> str:
 
 async def handle_error(request: Request, exc: Exception) -> JSONResponse:
     """Exception handler for the three kinds of errors a route can raise on purpose."""
+    if isinstance(exc, ProviderError):
+        exc = APIError.from_provider(exc)
     if isinstance(exc, APIError):
         return error_response(
             exc.status_code, exc.message, code=exc.code, param=exc.param, headers=exc.headers
         )
     if isinstance(exc, RequestValidationError):
         message, param = describe_validation(exc.errors())
-        return error_response(422, message, code="invalid_value", param=param)
+        # OpenAI answers invalid parameters with 400, and its SDKs expect that on /v1.
+        status = 400 if request.url.path.startswith("/v1/") else 422
+        return error_response(status, message, code="invalid_value", param=param)
     if isinstance(exc, HTTPException):
         return error_response(
             exc.status_code,
@@ -131,5 +166,5 @@ async def handle_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    for exc_class in (APIError, HTTPException, RequestValidationError):
+    for exc_class in (APIError, ProviderError, HTTPException, RequestValidationError):
         app.add_exception_handler(exc_class, handle_error)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -71,7 +71,9 @@ class Provider(Protocol):
 
     async def complete(self, request: GenerationRequest) -> Completion: ...
 
-    def stream(self, request: GenerationRequest) -> AsyncIterator[CompletionChunk]: ...
+    def stream(self, request: GenerationRequest) -> AsyncGenerator[CompletionChunk, None]:
+        """Chunks as they are generated; the last one carries finish reason and usage."""
+        ...
 
     async def list_models(self) -> list[str]: ...
 

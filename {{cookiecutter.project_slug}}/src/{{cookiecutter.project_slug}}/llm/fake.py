@@ -2,6 +2,9 @@
 
 The same messages always produce the same text; `max_tokens` is honoured, tokens are
 counted, and `FAKE_LLM_TOKEN_LATENCY_MS` paces the output like a real model would.
+For tests and demos it can be told to fail: `FAKE_LLM_FAILURE_RATE` is the share of
+calls that fail before the first token, `FAKE_LLM_FAIL_AFTER_TOKENS` cuts every
+stream after that many tokens.
 """
 
 from __future__ import annotations
@@ -10,11 +13,12 @@ import asyncio
 import hashlib
 import random
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from .base import ChatMessage, Completion, CompletionChunk, GenerationRequest, Usage
+from .errors import UpstreamBadResponseError, UpstreamUnavailableError
+from .tokens import count_message_tokens
 
-TOKEN = re.compile(r"\w+|[^\w\s]")
 VOCABULARY = re.findall(
     r"\w+",
     "the model considers your question and answers with care about data systems latency "
@@ -24,14 +28,8 @@ VOCABULARY = re.findall(
 )
 
 
-def count_tokens(text: str) -> int:
-    """Words and punctuation marks: close enough to a BPE count for a fake."""
-    return len(TOKEN.findall(text))
-
-
 def prompt_tokens(messages: tuple[ChatMessage, ...]) -> int:
-    # Every message costs a few tokens of framing, as with chat templates.
-    return sum(count_tokens(message.content) + 4 for message in messages)
+    return count_message_tokens([message.content for message in messages])
 
 
 def fake_tokens(request: GenerationRequest) -> tuple[list[str], bool]:
@@ -39,7 +37,7 @@ def fake_tokens(request: GenerationRequest) -> tuple[list[str], bool]:
     seed = "\n".join(f"{m.role}:{m.content}" for m in request.messages) + request.model
     rng = random.Random(hashlib.sha256(seed.encode()).digest())  # noqa: S311 - not crypto
     natural_length = 12 + rng.randrange(40)
-    prompt_words = [w for w in TOKEN.findall(request.messages[-1].content) if w.isalnum()]
+    prompt_words = re.findall(r"\w+", request.messages[-1].content)
     words = []
     for index in range(min(natural_length, request.max_tokens)):
         pool = prompt_words if prompt_words and rng.random() < 0.2 else VOCABULARY
@@ -55,14 +53,33 @@ def fake_tokens(request: GenerationRequest) -> tuple[list[str], bool]:
 class FakeProvider:
     name = "fake"
 
-    def __init__(self, *, model: str = "fake-model", token_latency_s: float = 0.0) -> None:
+    def __init__(
+        self,
+        *,
+        model: str = "fake-model",
+        token_latency_s: float = 0.0,
+        failure_rate: float = 0.0,
+        fail_after_tokens: int | None = None,
+    ) -> None:
         self.model = model
         self.token_latency_s = token_latency_s
+        self.failure_rate = failure_rate
+        self.fail_after_tokens = fail_after_tokens
+        self._chance = random.Random()  # noqa: S311 - failure injection, not crypto
+        self.calls = 0
+
+    def _maybe_fail(self) -> None:
+        self.calls += 1
+        if self.failure_rate and self._chance.random() < self.failure_rate:
+            raise UpstreamUnavailableError(
+                "The fake model failed on purpose (FAKE_LLM_FAILURE_RATE)."
+            )
 
     def _model(self, request: GenerationRequest) -> str:
         return request.model or self.model
 
     async def complete(self, request: GenerationRequest) -> Completion:
+        self._maybe_fail()
         tokens, truncated = fake_tokens(request)
         if self.token_latency_s:
             await asyncio.sleep(self.token_latency_s * len(tokens))
@@ -73,9 +90,15 @@ class FakeProvider:
             model=self._model(request),
         )
 
-    async def stream(self, request: GenerationRequest) -> AsyncIterator[CompletionChunk]:
+    async def stream(self, request: GenerationRequest) -> AsyncGenerator[CompletionChunk, None]:
+        self._maybe_fail()
         tokens, truncated = fake_tokens(request)
-        for token in tokens:
+        for index, token in enumerate(tokens):
+            if index == self.fail_after_tokens:
+                raise UpstreamBadResponseError(
+                    f"The fake model cut the stream after {index} tokens "
+                    "(FAKE_LLM_FAIL_AFTER_TOKENS)."
+                )
             if self.token_latency_s:
                 await asyncio.sleep(self.token_latency_s)
             yield CompletionChunk(text=token)

@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+import uuid
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from ..llm.base import Completion, GenerationRequest, Usage
+from .errors import ErrorDetail
 
 
 class GenerateRequest(BaseModel):
@@ -19,12 +23,29 @@ class GenerateRequest(BaseModel):
     prompt: str = Field(min_length=1, max_length=100_000, description="The text to continue.")
     max_tokens: int = Field(default=200, ge=1, le=8192, description="Upper bound on output tokens.")
     temperature: float = Field(default=0.7, ge=0.0, le=2.0, description="Sampling temperature.")
+    cache: bool | None = Field(
+        default=None,
+        description="Cache the answer: by default only at temperature 0; true opts in, false out.",
+    )
+
+    def to_generation(self, model: str) -> GenerationRequest:
+        return GenerationRequest.from_prompt(
+            self.prompt, max_tokens=self.max_tokens, temperature=self.temperature, model=model
+        )
 
 
 class UsageInfo(BaseModel):
     prompt_tokens: int = Field(examples=[12])
     completion_tokens: int = Field(examples=[42])
     total_tokens: int = Field(examples=[54])
+
+    @classmethod
+    def of(cls, usage: Usage) -> UsageInfo:
+        return cls(
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            total_tokens=usage.total_tokens,
+        )
 
 
 class GenerateResponse(BaseModel):
@@ -35,3 +56,61 @@ class GenerateResponse(BaseModel):
     finish_reason: Literal["stop", "length"] = Field(examples=["stop"])
     usage: UsageInfo
     cached: bool = Field(default=False, description="Served from the response cache.")
+
+    @classmethod
+    def of(cls, completion: Completion, *, cached: bool) -> GenerateResponse:
+        return cls(
+            id=f"gen-{uuid.uuid4().hex}",
+            text=completion.text,
+            tokens_used=completion.usage.completion_tokens,
+            model=completion.model,
+            finish_reason=completion.finish_reason,
+            usage=UsageInfo.of(completion.usage),
+            cached=cached,
+        )
+
+
+class StreamDone(BaseModel):
+    """The last event of a native stream (`event: done`)."""
+
+    id: str
+    model: str
+    finish_reason: Literal["stop", "length"]
+    tokens_used: int
+    usage: UsageInfo | None
+
+
+class BatchRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"requests": [{"prompt": "Summarise A"}, {"prompt": "Name B", "max_tokens": 9}]}
+            ]
+        },
+    )
+
+    requests: list[GenerateRequest] = Field(min_length=1, description="Up to BATCH_MAX_ITEMS.")
+
+
+class BatchItem(BaseModel):
+    index: int
+    result: GenerateResponse | None = None
+    error: ErrorDetail | None = None
+
+
+class BatchResponse(BaseModel):
+    results: list[BatchItem]
+    succeeded: int
+    failed: int
+
+
+class TokenizeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(max_length=10_000_000, examples=["How many tokens is this?"])
+
+
+class TokenizeResponse(BaseModel):
+    tokens: int = Field(examples=[6])
+    characters: int = Field(examples=[24])

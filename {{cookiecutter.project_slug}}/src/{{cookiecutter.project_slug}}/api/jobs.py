@@ -1,0 +1,48 @@
+"""Background generation: 202 + Location now, the result when it is ready."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response, status
+
+from ..core.errors import APIError
+from ..jobs.base import QueueFullError
+from ..schemas.errors import ERROR_RESPONSES
+from ..schemas.generate import GenerateRequest
+from ..schemas.jobs import JobResponse
+from .deps import JobQueueDep, PrincipalDep
+
+router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"], responses=ERROR_RESPONSES)
+
+
+@router.post(
+    "",
+    summary="Queue a generation; poll the returned Location for its result",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={503: ERROR_RESPONSES[500] | {"description": "Queue full; retry after a while"}},
+)
+async def submit_job(
+    body: GenerateRequest,
+    request: Request,
+    response: Response,
+    jobs: JobQueueDep,
+    principal: PrincipalDep,
+) -> JobResponse:
+    try:
+        job = await jobs.submit(principal.id, body.model_dump())
+    except QueueFullError as exc:
+        raise APIError(
+            503,
+            exc.message,
+            code="queue_full",
+            headers={"Retry-After": str(int(exc.retry_after))},
+        ) from exc
+    response.headers["Location"] = str(request.url_for("get_job", job_id=job.id).path)
+    return JobResponse.of(job)
+
+
+@router.get("/{job_id}", summary="A job's status, and its result once finished")
+async def get_job(job_id: str, jobs: JobQueueDep, principal: PrincipalDep) -> JobResponse:
+    job = await jobs.get(job_id)
+    if job is None or job.owner != principal.id:  # others' jobs do not exist for you
+        raise APIError(404, f"No job with id '{job_id}'.", code="job_not_found", param="job_id")
+    return JobResponse.of(job)

@@ -1,0 +1,48 @@
+"""What a job is, and what any job queue offers the API."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+JobStatus = Literal["queued", "running", "succeeded", "failed"]
+
+
+@dataclass(slots=True)
+class Job:
+    owner: str
+    request: dict[str, Any]
+    id: str = field(default_factory=lambda: f"job-{uuid.uuid4().hex}")
+    status: JobStatus = "queued"
+    result: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    created_at: float = field(default_factory=time.time)
+    started_at: float | None = None
+    finished_at: float | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.status in {"succeeded", "failed"}
+
+
+class QueueFullError(Exception):
+    """The queue holds as many jobs as it may: the caller should retry later."""
+
+    def __init__(self, message: str, *, retry_after: float = 5.0) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_after = retry_after
+
+
+class JobQueue(Protocol):
+    async def submit(self, owner: str, request: dict[str, Any]) -> Job:
+        """Accept a job or raise QueueFullError; an accepted job is never dropped."""
+        ...
+
+    async def get(self, job_id: str) -> Job | None: ...
+
+    async def readiness(self) -> str | None: ...
+
+    async def aclose(self) -> None: ...

@@ -1,0 +1,138 @@
+"""The one place routes go through to reach a model: caching and request coalescing.
+
+A request is cacheable when its temperature is 0 (the output is meant to be
+reproducible) or the caller opts in; `refresh` skips the read (the caller sent
+`Cache-Control: no-cache`) but still stores the fresh answer. Identical cacheable
+requests that arrive while one is in flight share that one upstream call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections.abc import AsyncGenerator
+from dataclasses import asdict, dataclass
+from functools import partial
+
+from ..core.cache import ResponseCache
+from ..core.logging import get_logger
+from ..schemas.generate import GenerateRequest, GenerateResponse
+from .base import Completion, CompletionChunk, GenerationRequest, Provider, Usage
+
+logger = get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class CachePolicy:
+    use: bool = False
+    refresh: bool = False
+
+    @classmethod
+    def for_request(
+        cls, request: GenerationRequest, *, opt_in: bool | None, no_cache: bool
+    ) -> CachePolicy:
+        use = opt_in if opt_in is not None else request.temperature == 0
+        return cls(use=use, refresh=no_cache)
+
+
+def fingerprint(request: GenerationRequest) -> str:
+    """A key that is equal for requests that must produce the same answer."""
+    normalised = {
+        "model": request.model,
+        "messages": [[m.role, m.content.strip()] for m in request.messages],
+        "max_tokens": request.max_tokens,
+        "temperature": round(request.temperature, 4),
+        "top_p": request.top_p,
+        "stop": sorted(request.stop),
+    }
+    digest = hashlib.sha256(json.dumps(normalised, sort_keys=True).encode()).hexdigest()
+    return f"completion:{digest}"
+
+
+def encode(completion: Completion) -> bytes:
+    return json.dumps(asdict(completion)).encode()
+
+
+def decode(raw: bytes) -> Completion:
+    data = json.loads(raw)
+    return Completion(
+        text=data["text"],
+        finish_reason=data["finish_reason"],
+        usage=Usage(**data["usage"]),
+        model=data["model"],
+    )
+
+
+class _Flight:
+    __slots__ = ("task", "waiters")
+
+    def __init__(self, task: asyncio.Task[Completion]) -> None:
+        self.task = task
+        self.waiters = 0
+
+
+class GenerationService:
+    def __init__(self, provider: Provider, cache: ResponseCache) -> None:
+        self.provider = provider
+        self.cache = cache
+        self._in_flight: dict[str, _Flight] = {}
+
+    async def complete(
+        self, request: GenerationRequest, policy: CachePolicy = CachePolicy()
+    ) -> tuple[Completion, bool]:
+        """The completion, and whether it came from the cache."""
+        if not policy.use:
+            return await self.provider.complete(request), False
+        key = fingerprint(request)
+        if not policy.refresh:
+            cached = await self._read(key)
+            if cached is not None:
+                return cached, True
+        return await self._coalesced(key, request), False
+
+    async def generate(
+        self, body: GenerateRequest, model: str, *, no_cache: bool = False
+    ) -> GenerateResponse:
+        """The native API's answer to one prompt."""
+        request = body.to_generation(model)
+        policy = CachePolicy.for_request(request, opt_in=body.cache, no_cache=no_cache)
+        completion, cached = await self.complete(request, policy)
+        return GenerateResponse.of(completion, cached=cached)
+
+    def stream(self, request: GenerationRequest) -> AsyncGenerator[CompletionChunk, None]:
+        return self.provider.stream(request)
+
+    async def _read(self, key: str) -> Completion | None:
+        try:
+            raw = await self.cache.get(key)
+        except Exception as exc:  # a cache outage degrades to misses, never to errors
+            logger.warning("cache read failed", error=str(exc))
+            return None
+        return decode(raw) if raw is not None else None
+
+    async def _fetch_and_store(self, key: str, request: GenerationRequest) -> Completion:
+        completion = await self.provider.complete(request)
+        try:
+            await self.cache.set(key, encode(completion))
+        except Exception as exc:
+            logger.warning("cache write failed", error=str(exc))
+        return completion
+
+    async def _coalesced(self, key: str, request: GenerationRequest) -> Completion:
+        flight = self._in_flight.get(key)
+        if flight is None:
+            flight = _Flight(asyncio.create_task(self._fetch_and_store(key, request)))
+            self._in_flight[key] = flight
+            flight.task.add_done_callback(partial(self._forget, key, flight))
+        flight.waiters += 1
+        try:
+            return await asyncio.shield(flight.task)
+        finally:
+            flight.waiters -= 1
+            if flight.waiters == 0 and not flight.task.done():
+                flight.task.cancel()  # everyone who wanted this answer has gone
+
+    def _forget(self, key: str, flight: _Flight, _: object) -> None:
+        if self._in_flight.get(key) is flight:
+            del self._in_flight[key]
