@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
 from . import DESCRIPTION, PROJECT_NAME, __version__
-from .api import generate, health, jobs, openai, root
+from .api import generate, health, jobs, openai, root, ws
 from .core.cache import MemoryResponseCache
 from .core.cpu import CPUPool
 from .core.errors import APIError, error_detail, install_error_handlers
@@ -100,6 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(generate.router)
     app.include_router(jobs.router)
     app.include_router(openai.router)
+    app.include_router(ws.router)
 
     # add_middleware wraps: the last one added runs first on the way in.
     app.add_middleware(UnhandledErrorMiddleware)

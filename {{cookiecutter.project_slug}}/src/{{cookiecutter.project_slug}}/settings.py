@@ -49,6 +49,7 @@ class Settings(BaseSettings):
     job_retention_s: float = Field(default=3600.0, gt=0)
     cpu_workers: int = Field(default=2, ge=1)
     sse_ping_interval_s: float = Field(default=15.0, gt=0)
+    ws_idle_timeout_s: float = Field(default=300.0, gt=0)
 
     # Comma-separated bearer keys; empty disables authentication outside production.
     api_keys: Annotated[tuple[SecretStr, ...], NoDecode] = ()

@@ -1,10 +1,17 @@
-"""Shared resources for path operations, declared once as `Annotated` aliases."""
+"""Shared resources for path operations, declared once as `Annotated` aliases.
+
+Every dependency is `async def`: FastAPI runs plain `def` dependencies in a thread
+pool, a round trip that would cost each request more than the work itself.
+`HTTPConnection` makes them serve HTTP and WebSocket routes alike.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated, cast
 
-from fastapi import Depends, Header, Request
+import structlog
+from fastapi import Depends, Header
+from starlette.requests import HTTPConnection
 
 from ..core.cpu import CPUPool
 from ..core.lifecycle import Lifecycle
@@ -15,28 +22,28 @@ from ..llm.service import GenerationService
 from ..settings import Settings
 
 
-def get_settings(request: Request) -> Settings:
-    return cast(Settings, request.app.state.settings)
+async def get_settings(connection: HTTPConnection) -> Settings:
+    return cast(Settings, connection.app.state.settings)
 
 
-def get_lifecycle(request: Request) -> Lifecycle:
-    return cast(Lifecycle, request.app.state.lifecycle)
+async def get_lifecycle(connection: HTTPConnection) -> Lifecycle:
+    return cast(Lifecycle, connection.app.state.lifecycle)
 
 
-def get_provider(request: Request) -> Provider:
-    return cast(Provider, request.state.provider)
+async def get_provider(connection: HTTPConnection) -> Provider:
+    return cast(Provider, connection.state.provider)
 
 
-def get_generation_service(request: Request) -> GenerationService:
-    return cast(GenerationService, request.state.generation)
+async def get_generation_service(connection: HTTPConnection) -> GenerationService:
+    return cast(GenerationService, connection.state.generation)
 
 
-def get_job_queue(request: Request) -> JobQueue:
-    return cast(JobQueue, request.state.jobs)
+async def get_job_queue(connection: HTTPConnection) -> JobQueue:
+    return cast(JobQueue, connection.state.jobs)
 
 
-def get_cpu_pool(request: Request) -> CPUPool:
-    return cast(CPUPool, request.state.cpu)
+async def get_cpu_pool(connection: HTTPConnection) -> CPUPool:
+    return cast(CPUPool, connection.state.cpu)
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
@@ -47,12 +54,14 @@ JobQueueDep = Annotated[JobQueue, Depends(get_job_queue)]
 CPUPoolDep = Annotated[CPUPool, Depends(get_cpu_pool)]
 
 
-def get_principal(
+async def get_principal(
     settings: SettingsDep,
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
     x_api_key: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Principal:
-    return authenticate(settings.api_keys, presented_key(authorization, x_api_key))
+    principal = authenticate(settings.api_keys, presented_key(authorization, x_api_key))
+    structlog.contextvars.bind_contextvars(principal=principal.id)
+    return principal
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

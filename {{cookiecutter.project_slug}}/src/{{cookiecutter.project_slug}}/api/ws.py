@@ -1,0 +1,151 @@
+"""`/ws/chat`: a conversation over one WebSocket, replies streamed token by token (seed S4.2).
+
+The client sends `{"type": "prompt", "prompt": ..., "max_tokens": ..., "temperature": ...}`
+and gets `delta` messages as the model writes, then `usage` and `done`; it may send
+`cancel` to stop a reply and `ping` to get a `pong`. Several turns share the
+conversation. A malformed message gets an `error` message and the connection stays
+usable; a connection idle for `WS_IDLE_TIMEOUT_S` is closed; a disconnect cancels the
+reply in progress. Keys are checked as on HTTP, plus `?api_key=` for browsers, which
+cannot set headers on a WebSocket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from contextlib import suppress
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
+from pydantic import BaseModel, ValidationError
+
+from ..core.errors import APIError, describe_validation, error_detail
+from ..core.logging import get_logger
+from ..core.security import authenticate, presented_key
+from ..llm.base import ChatMessage, GenerationRequest
+from ..llm.errors import ProviderError
+from ..llm.service import GenerationService
+from ..schemas.generate import UsageInfo
+from ..schemas.ws import (
+    CLIENT_MESSAGE,
+    CancelMessage,
+    DeltaMessage,
+    DoneMessage,
+    ErrorMessage,
+    PongMessage,
+    PromptMessage,
+    UsageMessage,
+)
+from ..settings import Settings
+from .deps import GenerationServiceDep, SettingsDep
+
+router = APIRouter(tags=["websocket"])
+logger = get_logger(__name__)
+HISTORY_MESSAGES = 20  # context kept per connection: the last turns only
+
+
+class ChatSession:
+    def __init__(
+        self, websocket: WebSocket, service: GenerationService, settings: Settings
+    ) -> None:
+        self.websocket = websocket
+        self.service = service
+        self.settings = settings
+        self.history: list[ChatMessage] = []
+        self.reply: asyncio.Task[None] | None = None
+        self._send_lock = asyncio.Lock()
+
+    async def send(self, message: BaseModel) -> None:
+        async with self._send_lock:
+            await self.websocket.send_text(message.model_dump_json())
+
+    async def send_error(self, status_code: int, message: str, **fields: str | None) -> None:
+        await self.send(ErrorMessage(error=error_detail(status_code, message, **fields)))
+
+    def replying(self) -> bool:
+        return self.reply is not None and not self.reply.done()
+
+    async def run(self) -> None:
+        try:
+            while True:
+                # Idle means: no reply in progress and nothing from the client.
+                timeout = None if self.replying() else self.settings.ws_idle_timeout_s
+                try:
+                    raw = await asyncio.wait_for(self.websocket.receive_text(), timeout)
+                except TimeoutError:
+                    await self.websocket.close(status.WS_1000_NORMAL_CLOSURE, "idle timeout")
+                    return
+                await self.handle(raw)
+        except WebSocketDisconnect:
+            return
+        finally:
+            if self.reply is not None and not self.reply.done():
+                self.reply.cancel()  # the client has gone: stop the model too
+                with suppress(asyncio.CancelledError):
+                    await self.reply
+
+    async def handle(self, raw: str) -> None:
+        try:
+            message = CLIENT_MESSAGE.validate_json(raw)
+        except ValidationError as exc:
+            text, param = describe_validation(exc.errors())
+            await self.send_error(422, text, code="invalid_message", param=param)
+            return
+        if isinstance(message, PromptMessage):
+            if self.replying():
+                await self.send_error(
+                    409, "A reply is in progress: wait for it or cancel it.", code="busy"
+                )
+                return
+            self.reply = asyncio.create_task(self.respond(message))
+        elif isinstance(message, CancelMessage):
+            if self.reply is not None:
+                self.reply.cancel()
+        else:
+            await self.send(PongMessage())
+
+    async def respond(self, message: PromptMessage) -> None:
+        reply_id = f"gen-{uuid.uuid4().hex}"
+        turn = ChatMessage("user", message.prompt)
+        request = GenerationRequest(
+            messages=(*self.history, turn),
+            max_tokens=message.max_tokens,
+            temperature=message.temperature,
+            model=self.settings.llm_model,
+        )
+        text: list[str] = []
+        try:
+            async for chunk in self.service.stream(request):
+                if chunk.text:
+                    text.append(chunk.text)
+                    await self.send(DeltaMessage(text=chunk.text))
+                if chunk.finish_reason is not None:
+                    if chunk.usage is not None:
+                        await self.send(UsageMessage(usage=UsageInfo.of(chunk.usage)))
+                    await self.send(DoneMessage(id=reply_id, finish_reason=chunk.finish_reason))
+        except asyncio.CancelledError:
+            with suppress(Exception):  # the socket may already be gone
+                await self.send(DoneMessage(id=reply_id, finish_reason="cancelled"))
+            raise
+        except ProviderError as exc:
+            error = APIError.from_provider(exc)
+            await self.send_error(error.status_code, error.message, code=error.code)
+            return
+        self.history = [*self.history, turn, ChatMessage("assistant", "".join(text))][
+            -HISTORY_MESSAGES:
+        ]
+
+
+@router.websocket("/ws/chat")
+async def chat(websocket: WebSocket, service: GenerationServiceDep, settings: SettingsDep) -> None:
+    headers = websocket.headers
+    key = presented_key(headers.get("authorization"), headers.get("x-api-key"))
+    try:
+        principal = authenticate(settings.api_keys, key or websocket.query_params.get("api_key"))
+    except APIError as exc:
+        # Refuse the handshake: the client sees HTTP 403 and no connection.
+        await websocket.close(status.WS_1008_POLICY_VIOLATION, exc.message)
+        return
+    await websocket.accept()
+    logger.info("websocket opened", principal=principal.id)
+    await ChatSession(websocket, service, settings).run()
+    logger.info("websocket closed", principal=principal.id)

@@ -1,0 +1,114 @@
+"""`/ws/chat` with a real WebSocket client against the served app."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import ClientConnection, connect
+
+from {{ cookiecutter.project_slug }}.main import create_app
+
+from .conftest import API_KEY, AUTH, make_settings, upstream_settings
+from .servers import serve
+from .upstream import Behaviour, Upstream
+
+
+@pytest.fixture(scope="module")
+def ws_url() -> Iterator[str]:
+    settings = make_settings(fake_llm_token_latency_ms=5, ws_idle_timeout_s=1)
+    with serve(create_app(settings)) as url:
+        yield url.replace("http://", "ws://") + "/ws/chat"
+
+
+def receive(ws: ClientConnection) -> dict[str, Any]:
+    message: dict[str, Any] = json.loads(ws.recv(timeout=5))
+    return message
+
+
+def reply(ws: ClientConnection) -> list[dict[str, Any]]:
+    """Messages up to and including `done` (or an `error`)."""
+    messages = [receive(ws)]
+    while messages[-1]["type"] not in {"done", "error"}:
+        messages.append(receive(ws))
+    return messages
+
+
+def test_prompt_streams_deltas_then_usage_and_done(ws_url: str) -> None:
+    with connect(ws_url, additional_headers=AUTH) as ws:
+        ws.send(json.dumps({"type": "prompt", "prompt": "hello", "max_tokens": 8}))
+        messages = reply(ws)
+    kinds = [m["type"] for m in messages]
+    assert kinds[-2:] == ["usage", "done"]
+    assert set(kinds[:-2]) == {"delta"}
+    assert len(kinds) - 2 == messages[-2]["usage"]["completion_tokens"] == 8
+    assert messages[-1]["finish_reason"] == "length"
+
+
+def test_several_turns_on_one_connection(ws_url: str) -> None:
+    with connect(ws_url, additional_headers=AUTH) as ws:
+        for prompt in ("first", "second", "third"):
+            ws.send(json.dumps({"type": "prompt", "prompt": prompt, "max_tokens": 4}))
+            assert reply(ws)[-1]["type"] == "done"
+        ws.send(json.dumps({"type": "ping"}))
+        assert receive(ws) == {"type": "pong"}
+
+
+def test_malformed_frames_get_an_error_and_the_socket_stays_usable(ws_url: str) -> None:
+    with connect(ws_url, additional_headers=AUTH) as ws:
+        ws.send("not json")
+        assert receive(ws)["error"]["code"] == "invalid_message"
+        ws.send(json.dumps({"type": "prompt", "prompt": "hi", "max_tokens": 0}))
+        error = receive(ws)["error"]
+        assert error["param"] == "prompt.max_tokens" or error["param"].endswith("max_tokens")
+        ws.send(json.dumps({"type": "dance"}))
+        assert receive(ws)["type"] == "error"
+        ws.send(json.dumps({"type": "prompt", "prompt": "still here", "max_tokens": 3}))
+        assert reply(ws)[-1]["type"] == "done"
+
+
+def test_cancel_stops_the_reply(ws_url: str) -> None:
+    with connect(ws_url, additional_headers=AUTH) as ws:
+        ws.send(json.dumps({"type": "prompt", "prompt": "long", "max_tokens": 2000}))
+        assert receive(ws)["type"] == "delta"
+        ws.send(json.dumps({"type": "cancel"}))
+        done = reply(ws)[-1]
+        assert done == {"type": "done", "id": done["id"], "finish_reason": "cancelled"}
+
+
+def test_key_in_query_string_is_accepted(ws_url: str) -> None:
+    with connect(f"{ws_url}?api_key={API_KEY}") as ws:
+        ws.send(json.dumps({"type": "ping"}))
+        assert receive(ws) == {"type": "pong"}
+
+
+def test_missing_key_refuses_the_handshake(ws_url: str) -> None:
+    with pytest.raises(InvalidStatus) as refused:
+        connect(ws_url).close()
+    assert refused.value.response.status_code == 403
+
+
+def test_idle_connection_is_closed(ws_url: str) -> None:
+    with connect(ws_url, additional_headers=AUTH) as ws:
+        start = time.monotonic()
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=5)
+        assert 0.9 <= time.monotonic() - start < 4
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.reason == "idle timeout"
+
+
+def test_disconnect_cancels_the_generation(upstream: Upstream, upstream_url: str) -> None:
+    upstream.default = Behaviour(tokens=100, token_delay_s=0.1)
+    with serve(create_app(upstream_settings(upstream_url))) as url:
+        with connect(url.replace("http://", "ws://") + "/ws/chat", additional_headers=AUTH) as ws:
+            ws.send(json.dumps({"type": "prompt", "prompt": "long", "max_tokens": 100}))
+            assert receive(ws)["type"] == "delta"
+        deadline = time.monotonic() + 5
+        while upstream.disconnects < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert upstream.disconnects == 1
