@@ -13,11 +13,12 @@ from . import DESCRIPTION, PROJECT_NAME, __version__
 from .api import generate, health, jobs, openai, root, ws
 from .core.cache import MemoryResponseCache
 from .core.cpu import CPUPool
-from .core.errors import APIError, error_detail, install_error_handlers
+from .core.errors import install_error_handlers
 from .core.lifecycle import Lifecycle
 from .core.logging import configure_logging, get_logger
 from .jobs.memory import InProcessJobQueue
-from .llm.errors import ProviderError
+from .jobs.runner import JobRunner
+from .jobs.store import MemoryJobStore
 from .llm.factory import build_provider
 from .llm.service import GenerationService
 from .middleware.access_log import AccessLogMiddleware
@@ -26,19 +27,9 @@ from .middleware.errors import UnhandledErrorMiddleware
 from .middleware.https_redirect import HTTPSRedirectMiddleware
 from .middleware.request_id import REQUEST_ID_HEADER, RequestIdMiddleware
 from .middleware.security_headers import SecurityHeadersMiddleware
-from .schemas.generate import GenerateRequest
 from .settings import Settings, get_settings
 
 logger = get_logger(__name__)
-
-
-def job_error(exc: Exception) -> dict[str, Any]:
-    """How a failed job reports its error: like the HTTP error it would have been."""
-    if isinstance(exc, ProviderError):
-        error = APIError.from_provider(exc)
-        return error_detail(error.status_code, error.message, code=error.code)
-    logger.error("job crashed", exc_info=exc)
-    return error_detail(500, "The job failed unexpectedly.", code="internal_error")
 
 
 @asynccontextmanager
@@ -60,18 +51,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         cpu = CPUPool(workers=settings.cpu_workers)
         stack.callback(cpu.close)
 
-        async def run_job(request: dict[str, Any]) -> dict[str, Any]:
-            body = GenerateRequest.model_validate(request)
-            result = await generation.generate(body, settings.llm_model)
-            return result.model_dump(mode="json")
-
+        job_store = MemoryJobStore(retention_s=settings.job_retention_s)
         jobs = InProcessJobQueue(
-            run_job,
-            job_error,
+            job_store,
+            JobRunner(job_store, generation, model=settings.llm_model),
             max_queued=settings.job_queue_size,
             workers=settings.job_workers,
-            retention_s=settings.job_retention_s,
         )
+        await jobs.start()
         stack.push_async_callback(jobs.aclose)  # closed first: running jobs still need the rest
 
         lifecycle.add_check("provider", provider.readiness)

@@ -1,4 +1,4 @@
-"""What a job is, and what any job queue offers the API."""
+"""What a job is, where its record lives (a store), and how it travels (a queue)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ class Job:
     status: JobStatus = "queued"
     result: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
+    attempts: int = 0
     created_at: float = field(default_factory=time.time)
     started_at: float | None = None
     finished_at: float | None = None
@@ -28,12 +29,28 @@ class Job:
 
 
 class QueueFullError(Exception):
-    """The queue holds as many jobs as it may: the caller should retry later."""
+    """The job cannot be accepted now (queue full, backend down): retry later."""
 
     def __init__(self, message: str, *, retry_after: float = 5.0) -> None:
         super().__init__(message)
         self.message = message
         self.retry_after = retry_after
+
+
+class JobStore(Protocol):
+    """Job records. `durable` stores outlive the process, so unfinished jobs resume."""
+
+    durable: bool
+
+    async def add(self, job: Job) -> None: ...
+
+    async def get(self, job_id: str) -> Job | None: ...
+
+    async def save(self, job: Job) -> None: ...
+
+    async def unfinished(self) -> list[Job]:
+        """Jobs queued or running, oldest first."""
+        ...
 
 
 class JobQueue(Protocol):

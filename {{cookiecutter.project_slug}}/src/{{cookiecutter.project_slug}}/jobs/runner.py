@@ -1,0 +1,60 @@
+"""Running one job, the same way wherever it runs (in-process worker or worker process)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import structlog
+
+from ..core.errors import APIError, error_detail
+from ..core.logging import get_logger
+from ..llm.errors import ProviderError
+from ..llm.service import GenerationService
+from ..schemas.generate import GenerateRequest
+from .base import Job, JobStore
+
+logger = get_logger(__name__)
+
+
+def job_error(exc: Exception) -> dict[str, Any]:
+    """How a failed job reports its error: like the HTTP error it would have been."""
+    if isinstance(exc, ProviderError):
+        error = APIError.from_provider(exc)
+        return error_detail(error.status_code, error.message, code=error.code)
+    logger.error("job crashed", exc_info=exc)
+    return error_detail(500, "The job failed unexpectedly.", code="internal_error")
+
+
+class JobRunner:
+    def __init__(self, store: JobStore, generation: GenerationService, *, model: str) -> None:
+        self.store = store
+        self.generation = generation
+        self.model = model
+
+    async def run(self, job: Job) -> None:
+        """Take a job from queued (or interrupted) to succeeded or failed, saving each step."""
+        job.status, job.started_at, job.attempts = "running", time.time(), job.attempts + 1
+        await self.store.save(job)
+        with structlog.contextvars.bound_contextvars(job_id=job.id, principal=job.owner):
+            try:
+                body = GenerateRequest.model_validate(job.request)
+                result = await self.generation.generate(body, self.model)
+            except asyncio.CancelledError:
+                # Stopped mid-way (shutdown): a durable store resumes it at the next start.
+                if not self.store.durable:
+                    job.status, job.error = (
+                        "failed",
+                        {"message": "The service stopped during the job."},
+                    )
+                    job.finished_at = time.time()
+                    await asyncio.shield(self.store.save(job))
+                raise
+            except Exception as exc:
+                job.status, job.error = "failed", job_error(exc)
+                logger.warning("job failed", error=job.error.get("message"))
+            else:
+                job.status, job.result = "succeeded", result.model_dump(mode="json")
+            job.finished_at = time.time()
+            await self.store.save(job)
