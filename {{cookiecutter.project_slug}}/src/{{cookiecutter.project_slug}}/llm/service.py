@@ -11,9 +11,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import time
 from collections.abc import AsyncGenerator
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from functools import partial
+from typing import Literal, Protocol
+
+import structlog
 
 from ..core.cache import ResponseCache
 from ..core.logging import get_logger
@@ -72,16 +77,59 @@ class _Flight:
         self.waiters = 0
 
 
+@dataclass(frozen=True, slots=True)
+class GenerationRecord:
+    """One request to a model, as the generation log keeps it."""
+
+    principal: str
+    request_id: str | None
+    model: str
+    status: Literal["ok", "error", "cancelled"]
+    prompt_tokens: int
+    completion_tokens: int
+    latency_ms: float
+    cached: bool
+    streamed: bool
+    error_code: str | None
+    prompt: str
+    completion: str
+    created_at: datetime
+
+
+class GenerationRecorder(Protocol):
+    def record(self, record: GenerationRecord) -> None:
+        """Take a record without blocking the request (writers batch in the background)."""
+        ...
+
+
 class GenerationService:
-    def __init__(self, provider: Provider, cache: ResponseCache) -> None:
+    def __init__(
+        self,
+        provider: Provider,
+        cache: ResponseCache,
+        recorder: GenerationRecorder | None = None,
+    ) -> None:
         self.provider = provider
         self.cache = cache
+        self.recorder = recorder
         self._in_flight: dict[str, _Flight] = {}
 
     async def complete(
         self, request: GenerationRequest, policy: CachePolicy = CachePolicy()
     ) -> tuple[Completion, bool]:
         """The completion, and whether it came from the cache."""
+        started = time.perf_counter()
+        try:
+            completion, cached = await self._complete(request, policy)
+        except BaseException as exc:
+            self._record(request, started, error=exc)
+            raise
+        self._record(request, started, completion=completion, cached=cached)
+        return completion, cached
+
+    async def _complete(
+        self, request: GenerationRequest, policy: CachePolicy
+    ) -> tuple[Completion, bool]:
         if not policy.use:
             return await self.provider.complete(request), False
         key = fingerprint(request)
@@ -101,7 +149,70 @@ class GenerationService:
         return GenerateResponse.of(completion, cached=cached)
 
     def stream(self, request: GenerationRequest) -> AsyncGenerator[CompletionChunk, None]:
-        return self.provider.stream(request)
+        if self.recorder is None:
+            return self.provider.stream(request)
+        return self._recorded_stream(request)
+
+    async def _recorded_stream(
+        self, request: GenerationRequest
+    ) -> AsyncGenerator[CompletionChunk, None]:
+        started = time.perf_counter()
+        pieces: list[str] = []
+        usage: Usage | None = None
+        chunks = self.provider.stream(request)
+        try:
+            async for chunk in chunks:
+                pieces.append(chunk.text)
+                usage = chunk.usage or usage
+                yield chunk
+        except BaseException as exc:
+            self._record(request, started, error=exc, text="".join(pieces), streamed=True)
+            raise
+        finally:
+            await chunks.aclose()
+        completion = Completion(
+            text="".join(pieces),
+            finish_reason="stop",
+            usage=usage or Usage(0, 0),
+            model=request.model,
+        )
+        self._record(request, started, completion=completion, streamed=True)
+
+    def _record(
+        self,
+        request: GenerationRequest,
+        started: float,
+        *,
+        completion: Completion | None = None,
+        error: BaseException | None = None,
+        cached: bool = False,
+        streamed: bool = False,
+        text: str = "",
+    ) -> None:
+        if self.recorder is None:
+            return
+        context = structlog.contextvars.get_contextvars()
+        usage = completion.usage if completion else Usage(0, 0)
+        status: Literal["ok", "error", "cancelled"] = "ok"
+        if error is not None:
+            status = "error" if isinstance(error, Exception) else "cancelled"
+        self.recorder.record(
+            GenerationRecord(
+                principal=str(context.get("principal", "anonymous")),
+                request_id=context.get("request_id"),
+                model=completion.model if completion else request.model,
+                status=status,
+                prompt_tokens=usage.prompt_tokens,
+                completion_tokens=usage.completion_tokens,
+                latency_ms=round((time.perf_counter() - started) * 1000, 2),
+                cached=cached,
+                streamed=streamed,
+                error_code=getattr(error, "code", None) if error else None,
+                prompt=request.messages[-1].content,
+                completion=completion.text if completion else text,
+                created_at=datetime.now(UTC),
+            )
+        )
 
     async def _read(self, key: str) -> Completion | None:
         try:
