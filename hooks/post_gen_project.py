@@ -14,19 +14,49 @@ from pathlib import Path
 
 ANSWERS = {
     "project_slug": {{ cookiecutter.project_slug | tojson }},
+    "database": {{ cookiecutter.database | tojson }},
+    "use_redis": {{ cookiecutter.use_redis }},
+    "use_websocket": {{ cookiecutter.use_websocket }},
     "ci": {{ cookiecutter.ci | tojson }},
 }
 
-# The one table of optional files: "option=value" -> paths (relative to the
-# project, `{slug}` is the package name) that exist only for that value.
-# The template tests render every value and check each path here exists.
+# The one table of optional files: "option=value" (or "option=v1|v2") -> paths,
+# relative to the project (`{slug}` is the package name), that exist only for those
+# values. The template tests render every value and check each path here exists.
+# (Job stores depend on two options at once: their file names carry the condition.)
 MANIFEST: dict[str, list[str]] = {
+    "database=sqlite|postgresql": [
+        "alembic.ini",
+        "migrations",
+        "src/{slug}/api/history.py",
+        "src/{slug}/db",
+        "src/{slug}/jobs/sql_store.py",
+        "src/{slug}/schemas/history.py",
+        "tests/test_db.py",
+    ],
+    "use_redis=yes": [
+        "src/{slug}/core/cache_redis.py",
+        "src/{slug}/core/redis.py",
+        "src/{slug}/jobs/arq_queue.py",
+        "src/{slug}/jobs/worker.py",
+        "tests/test_redis.py",
+    ],
+    "use_redis=no": [
+        "src/{slug}/jobs/memory.py",
+    ],
+    "use_websocket=yes": [
+        "src/{slug}/api/ws.py",
+        "src/{slug}/schemas/ws.py",
+        "tests/test_ws.py",
+    ],
     "ci=github": [".github"],
     "ci=gitlab": [".gitlab-ci.yml"],
 }
 
-# Variables in `.env.example` that get a fresh random value in `.env`.
-SECRETS = ("API_KEYS",)
+# `.env.example` marks secrets with `change-me`: `.env` gets random values instead,
+# an API key for API_KEYS and one database password for every other mark (the
+# compose PostgreSQL service and DATABASE_URL must agree on it).
+PLACEHOLDER = "change-me"
 
 
 def answer_key(option: str, value: object) -> str:
@@ -35,11 +65,15 @@ def answer_key(option: str, value: object) -> str:
     return f"{option}={value}"
 
 
+def wanted(key: str, answers: dict[str, object]) -> bool:
+    option, _, values = key.partition("=")
+    return answer_key(option, answers[option]) in {f"{option}={v}" for v in values.split("|")}
+
+
 def prune(project: Path, answers: dict[str, object]) -> list[str]:
-    chosen = {answer_key(option, value) for option, value in answers.items()}
     removed = []
     for key, paths in MANIFEST.items():
-        if key in chosen:
+        if wanted(key, answers):
             continue
         for relative in paths:
             path = project / relative.format(slug=answers["project_slug"])
@@ -57,11 +91,13 @@ def write_env(project: Path) -> bool:
     env, example = project / ".env", project / ".env.example"
     if env.exists() or not example.exists():
         return False
+    database_password = secrets.token_urlsafe(24)
     lines = []
     for line in example.read_text(encoding="utf-8").splitlines():
-        name = line.split("=", 1)[0]
-        if name in SECRETS:
-            line = f"{name}=sk-{secrets.token_urlsafe(32)}"
+        if line.startswith("API_KEYS="):
+            line = f"API_KEYS=sk-{secrets.token_urlsafe(32)}"
+        elif not line.startswith("#"):
+            line = line.replace(PLACEHOLDER, database_password)
         lines.append(line)
     env.write_text("\n".join(lines) + "\n", encoding="utf-8")
     env.chmod(0o600)

@@ -53,9 +53,10 @@ DEPENDENCY_MODULES = frozenset(
     }
 )
 # Names that collide with the project's own layout or tooling.
-RESERVED = frozenset({"src", "tests", "migrations", "site", "app"})
+# (`test` is the standard library's own test package, missing from stdlib_module_names.)
+RESERVED = frozenset({"src", "test", "tests", "migrations", "site", "app"})
 
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z0-9-]{2,}$")
+EMAIL = re.compile(r"^[^@\s\"'\\,;<>()]+@[A-Za-z0-9.-]+\.[A-Za-z0-9-]{2,}$")
 # PEP 440, Appendix B (canonical public version pattern).
 PEP440 = re.compile(
     r"""
@@ -86,7 +87,10 @@ def slug_problem(slug: str) -> str | None:
             f"type letters, digits and underscores, such as {hint!r}."
         )
     if keyword.iskeyword(slug) or keyword.issoftkeyword(slug):
-        return f"project_slug {slug!r} is a Python keyword: type another name, such as '{slug}_service'."
+        return (
+            f"project_slug {slug!r} is a Python keyword: "
+            f"type another name, such as '{slug}_service'."
+        )
     if slug in sys.stdlib_module_names or slug in DEPENDENCY_MODULES or slug in RESERVED:
         return (
             f"project_slug {slug!r} would shadow the module of the same name: "
@@ -107,7 +111,8 @@ def problems(answers: dict[str, str]) -> list[str]:
             f"author_email {answers['author_email']!r} is not an e-mail address: "
             "type one such as 'team@example.com'."
         )
-    if not PEP440.fullmatch(answers["version"].strip()) or answers["version"] != answers["version"].strip():
+    version = answers["version"]
+    if version != version.strip() or not PEP440.fullmatch(version):
         found.append(
             f"version {answers['version']!r} is not a PEP 440 version: type one such as '0.1.0'."
         )

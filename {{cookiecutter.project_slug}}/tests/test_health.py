@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from {{ cookiecutter.project_slug }} import PROJECT_NAME, __version__, main
+from {{ cookiecutter.project_slug }} import PROJECT_NAME, __version__, main, services
 from {{ cookiecutter.project_slug }}.llm.fake import FakeProvider
 
 from .conftest import AUTH, make_settings
@@ -56,7 +56,7 @@ def test_lifespan_builds_the_provider_and_closes_it(monkeypatch: pytest.MonkeyPa
             closed.append(self.model)
 
     monkeypatch.setattr(
-        main, "build_provider", lambda settings: RecordingProvider(model=settings.llm_model)
+        services, "build_provider", lambda settings: RecordingProvider(model=settings.llm_model)
     )
     with TestClient(main.create_app(make_settings(llm_model="lifespan-model"))) as client:
         body = client.post("/api/v1/generate", json={"prompt": "hi"}, headers=AUTH).json()

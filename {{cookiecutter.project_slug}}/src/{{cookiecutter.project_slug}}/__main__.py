@@ -1,4 +1,7 @@
-"""Command line: `python -m {{ cookiecutter.project_slug }} [serve]`."""
+{%- set commands = ["serve"] %}
+{%- if cookiecutter.database != "none" %}{% set commands = commands + ["migrate"] %}{% endif %}
+{%- if cookiecutter.use_redis %}{% set commands = commands + ["worker"] %}{% endif -%}
+"""Command line: `python -m {{ cookiecutter.project_slug }} [{{ commands | join("|") }}]`."""
 
 from __future__ import annotations
 
@@ -28,6 +31,28 @@ def serve(args: argparse.Namespace) -> int:
         server_header=False,
     )
     return 0
+{%- if cookiecutter.database != "none" %}
+
+
+def migrate(args: argparse.Namespace) -> int:
+    from .db.migrate import upgrade  # Alembic is only needed by this command
+
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    upgrade(settings, revision=args.revision)
+    return 0
+{%- endif %}
+{%- if cookiecutter.use_redis %}
+
+
+def worker(args: argparse.Namespace) -> int:
+    from .jobs.worker import run_worker
+
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    run_worker(settings)
+    return 0
+{%- endif %}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,6 +64,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve_parser.add_argument("--workers", type=int, help="worker processes (default: WORKERS)")
     serve_parser.add_argument("--reload", action="store_true", help="restart on code changes")
     serve_parser.set_defaults(handler=serve)
+{%- if cookiecutter.database != "none" %}
+    migrate_parser = commands.add_parser("migrate", help="apply database migrations")
+    migrate_parser.add_argument("revision", nargs="?", default="head", help="target (head)")
+    migrate_parser.set_defaults(handler=migrate)
+{%- endif %}
+{%- if cookiecutter.use_redis %}
+    worker_parser = commands.add_parser("worker", help="run background jobs from Redis")
+    worker_parser.set_defaults(handler=worker)
+{%- endif %}
     return parser
 
 

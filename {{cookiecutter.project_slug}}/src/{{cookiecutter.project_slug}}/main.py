@@ -10,23 +10,28 @@ from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
 from . import DESCRIPTION, PROJECT_NAME, __version__
-from .api import generate, health, jobs, openai, root, ws
-from .core.cache import MemoryResponseCache
+{%- set routers = ["generate", "health"] %}
+{%- if cookiecutter.database != "none" %}{% set routers = routers + ["history"] %}{% endif %}
+{%- set routers = routers + ["jobs", "openai", "root"] %}
+{%- if cookiecutter.use_websocket %}{% set routers = routers + ["ws"] %}{% endif %}
+from .api import {{ routers | join(", ") }}
 from .core.cpu import CPUPool
 from .core.errors import install_error_handlers
 from .core.lifecycle import Lifecycle
 from .core.logging import configure_logging, get_logger
+{%- if cookiecutter.use_redis %}
+from .jobs.arq_queue import ArqJobQueue
+{%- else %}
 from .jobs.memory import InProcessJobQueue
 from .jobs.runner import JobRunner
-from .jobs.store import MemoryJobStore
-from .llm.factory import build_provider
-from .llm.service import GenerationService
+{%- endif %}
 from .middleware.access_log import AccessLogMiddleware
 from .middleware.body_limit import BodyLimitMiddleware
 from .middleware.errors import UnhandledErrorMiddleware
 from .middleware.https_redirect import HTTPSRedirectMiddleware
 from .middleware.request_id import REQUEST_ID_HEADER, RequestIdMiddleware
 from .middleware.security_headers import SecurityHeadersMiddleware
+from .services import open_services
 from .settings import Settings, get_settings
 
 logger = get_logger(__name__)
@@ -41,30 +46,33 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         logger.warning("authentication is off: set API_KEYS to require a key")
 
     async with AsyncExitStack() as stack:
-        provider = build_provider(settings)
-        stack.push_async_callback(provider.aclose)
-        cache = MemoryResponseCache(
-            ttl_s=settings.cache_ttl_s, max_entries=settings.cache_max_entries
-        )
-        stack.push_async_callback(cache.aclose)
-        generation = GenerationService(provider, cache)
+        services = await stack.enter_async_context(open_services(settings, lifecycle))
         cpu = CPUPool(workers=settings.cpu_workers)
         stack.callback(cpu.close)
-
-        job_store = MemoryJobStore(retention_s=settings.job_retention_s)
+{%- if cookiecutter.use_redis %}
+        # Jobs run in the worker process: `python -m {{ cookiecutter.project_slug }} worker`.
+        jobs = await stack.enter_async_context(ArqJobQueue.connected(settings, services.job_store))
+{%- else %}
         jobs = InProcessJobQueue(
-            job_store,
-            JobRunner(job_store, generation, model=settings.llm_model),
+            services.job_store,
+            JobRunner(services.job_store, services.generation, model=settings.llm_model),
             max_queued=settings.job_queue_size,
             workers=settings.job_workers,
         )
         await jobs.start()
-        stack.push_async_callback(jobs.aclose)  # closed first: running jobs still need the rest
-
-        lifecycle.add_check("provider", provider.readiness)
+        stack.push_async_callback(jobs.aclose)  # the first to close: jobs need the rest
+{%- endif %}
         lifecycle.add_check("jobs", jobs.readiness)
-        logger.info("started", environment=settings.environment, provider=provider.name)
-        yield {"provider": provider, "generation": generation, "jobs": jobs, "cpu": cpu}
+        logger.info("started", environment=settings.environment, provider=services.provider.name)
+        yield {
+            "provider": services.provider,
+            "generation": services.generation,
+            "jobs": jobs,
+            "cpu": cpu,
+{%- if cookiecutter.database != "none" %}
+            "database": services.database,
+{%- endif %}
+        }
     logger.info("stopped")
 
 
@@ -86,8 +94,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(generate.router)
     app.include_router(jobs.router)
+{%- if cookiecutter.database != "none" %}
+    app.include_router(history.router)
+{%- endif %}
     app.include_router(openai.router)
+{%- if cookiecutter.use_websocket %}
     app.include_router(ws.router)
+{%- endif %}
 
     # add_middleware wraps: the last one added runs first on the way in.
     app.add_middleware(UnhandledErrorMiddleware)

@@ -49,7 +49,32 @@ class Settings(BaseSettings):
     job_retention_s: float = Field(default=3600.0, gt=0)
     cpu_workers: int = Field(default=2, ge=1)
     sse_ping_interval_s: float = Field(default=15.0, gt=0)
+{%- if cookiecutter.use_websocket %}
     ws_idle_timeout_s: float = Field(default=300.0, gt=0)
+{%- endif %}
+{%- if cookiecutter.database == "sqlite" %}
+
+    # `sqlite:///path` or `postgresql://user:pass@host/db`; the async driver is added.
+    database_url: str = "sqlite:///./data/{{ cookiecutter.project_slug }}.db"
+{%- elif cookiecutter.database == "postgresql" %}
+
+    # `postgresql://user:pass@host/db`; the async driver (asyncpg) is added.
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/{{ cookiecutter.project_slug }}"
+{%- endif %}
+{%- if cookiecutter.database != "none" %}
+    db_pool_size: int = Field(default=5, ge=1)
+    db_max_overflow: int = Field(default=10, ge=0)
+    db_pool_timeout_s: float = Field(default=10.0, gt=0)
+    db_statement_timeout_s: float = Field(default=15.0, gt=0)
+    # Keep prompt and completion text in the generation log (off: only counts and timings).
+    store_prompts: bool = False
+{%- endif %}
+{%- if cookiecutter.use_redis %}
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_key_prefix: str = "{{ cookiecutter.project_slug }}:"
+    redis_timeout_s: float = Field(default=2.0, gt=0)
+{%- endif %}
 
     # Comma-separated bearer keys; empty disables authentication outside production.
     api_keys: Annotated[tuple[SecretStr, ...], NoDecode] = ()

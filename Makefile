@@ -1,0 +1,81 @@
+# The template's own commands. On a fresh machine with Python 3.11+, make and git:
+#   make demo   render the default project, install it, serve it on 127.0.0.1:8000
+#   make test   run the template's test suite
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+BUILD := build
+# uv creates virtual environments here: it must never download an interpreter.
+export UV_PYTHON_DOWNLOADS := never
+
+# The venv is rebuilt when the dev dependency list ([dependency-groups] dev) changes.
+DEV_HASH := $(shell $(PYTHON) -c 'import hashlib, json, tomllib; deps = tomllib.load(open("pyproject.toml", "rb"))["dependency-groups"]["dev"]; print(hashlib.sha256(json.dumps(deps).encode()).hexdigest()[:16])')
+STAMP := $(VENV)/.dev-$(DEV_HASH)
+
+# Two workers, whole test files each (--dist loadfile), in collection order, where the
+# conftest puts the two install files first: the render's own pytest and its mypy (the
+# long poles) then run side by side, sharing one fresh venv (tests/installs.py).
+# (--dist loadgroup would be finer, but xdist 3.8 ignores xdist_group under pytest 9.2:
+# pytest-dev/pytest-xdist#1386.)
+PYTEST_WORKERS ?= 2
+PYTEST_ARGS ?=
+
+# The demo renders with python_version = the running interpreter's major.minor when that
+# is one of the template's choices: the default (3.12) may not exist on this machine
+# (pyenv here exposes only 3.11) and uv must not download one. Otherwise the default.
+PY_MAJOR_MINOR := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+DEMO_PYTHON := $(filter $(PY_MAJOR_MINOR),3.11 3.12 3.13)
+DEMO_SLUG := ai_service
+DEMO_DIR := $(BUILD)/$(DEMO_SLUG)
+# `make demo DEMO_AUTH=1` keeps the random key from $(DEMO_DIR)/.env; by default the
+# empty API_KEYS= variable overrides it (environment beats .env), so auth is off.
+DEMO_AUTH ?=
+
+.PHONY: help venv test lint demo clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-6s %s\n", $$1, $$2}'
+
+venv: $(STAMP) ## create .venv with the dev tools (cookiecutter, pytest, ruff, ...)
+
+$(STAMP):
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=25.1"
+	$(BIN)/python -m pip install --quiet --group dev
+	rm -f $(VENV)/.dev-*
+	touch $@
+
+test: venv ## run the template's test suite
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
+
+lint: venv ## ruff on the hooks and the tests; mypy on the tests
+	$(BIN)/ruff check hooks tests
+	$(BIN)/ruff format --check hooks tests
+	$(BIN)/mypy
+
+demo: venv ## render the default project into build/, install it and serve it on :8000
+	$(BIN)/cookiecutter --no-input -f -o $(BUILD) . $(if $(DEMO_PYTHON),python_version=$(DEMO_PYTHON))
+	cd $(DEMO_DIR) && $(abspath $(BIN))/uv venv --allow-existing --python $(PYTHON) .venv
+	cd $(DEMO_DIR) && $(abspath $(BIN))/uv pip install --quiet --python .venv/bin/python -e . --group dev
+	@key=$$(sed -n 's/^API_KEYS=//p' $(DEMO_DIR)/.env); \
+	echo; \
+	echo "Serving $(DEMO_DIR) on http://127.0.0.1:8000 with the fake model provider (Ctrl-C stops)."; \
+	echo "  Docs:  http://127.0.0.1:8000/docs"; \
+	if [ -z "$(DEMO_AUTH)" ]; then \
+	echo "  Authentication is off: the empty API_KEYS= variable overrides the random key in"; \
+	echo "  $(DEMO_DIR)/.env (fine in development; production refuses to start without keys)."; \
+	echo "  Try:   curl -s localhost:8000/api/v1/generate -H 'content-type: application/json' -d '{\"prompt\":\"hi\"}'"; \
+	echo "  With the key instead: make demo DEMO_AUTH=1, then"; \
+	else \
+	echo "  Authentication is on, with the key from $(DEMO_DIR)/.env:"; \
+	fi; \
+	echo "  curl -s localhost:8000/api/v1/generate -H 'content-type: application/json' -H \"Authorization: Bearer $$key\" -d '{\"prompt\":\"hi\"}'"; \
+	echo
+	cd $(DEMO_DIR) && $(if $(DEMO_AUTH),,API_KEYS= )LLM_PROVIDER=fake HOST=127.0.0.1 PORT=8000 exec .venv/bin/python -m $(DEMO_SLUG)
+
+clean: ## remove build/, caches and .venv
+	rm -rf $(BUILD) $(VENV) .pytest_cache .ruff_cache .mypy_cache
+	find tests hooks -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,91 @@
+"""Fixtures shared by the template tests."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.installs import RUNNING_PYTHON, Installed, fresh_install
+from tests.support import REPO, option_values
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config: pytest.Config) -> None:
+    # pytest-cookies renders `--template` (default: the current directory); make the
+    # default this repository, so the suite also works when started from elsewhere.
+    if not (Path(config.option.template) / "cookiecutter.json").exists():
+        config.option.template = str(REPO)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # The install tests are the long poles: start them first, so that under xdist
+    # (--dist loadfile --no-loadscope-reorder) they run beside the rest, not after it.
+    items.sort(key=lambda item: item.get_closest_marker("install") is None)
+
+
+class Baker:
+    """Bakes with pytest-cookies once per distinct answer set, for the whole session.
+
+    Renders are shared between tests: tests must only read them.
+    """
+
+    def __init__(self, cookies: Any) -> None:
+        self._cookies = cookies
+        self._results: dict[tuple[tuple[str, str], ...], Any] = {}
+
+    def __call__(self, **answers: Any) -> Any:
+        key = tuple(sorted((name, repr(value)) for name, value in answers.items()))
+        if key not in self._results:
+            self._results[key] = self._cookies.bake(extra_context=answers)
+        return self._results[key]
+
+    def project(self, **answers: Any) -> Path:
+        """The render's directory; fails the test if that render failed."""
+        result = self(**answers)
+        if result.exception is not None or result.exit_code != 0:
+            pytest.fail(f"render {answers!r} failed: exit {result.exit_code}: {result.exception!r}")
+        return Path(result.project_path)
+
+
+@pytest.fixture(scope="session")
+def baked(cookies_session: Any) -> Baker:
+    return Baker(cookies_session)
+
+
+@pytest.fixture(scope="session")
+def project_of(baked: Baker) -> Callable[..., Path]:
+    return baked.project
+
+
+@pytest.fixture(scope="session")
+def shared_tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A temporary folder of this run that every xdist worker sees."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+@pytest.fixture(scope="session")
+def default_install(shared_tmp: Path) -> Installed:
+    """The default render, installed into a fresh venv (see tests/installs.py)."""
+    answers = {}
+    if RUNNING_PYTHON in option_values("python_version"):
+        answers["python_version"] = RUNNING_PYTHON
+    return fresh_install(shared_tmp, answers)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Print the figures tests recorded with `record_property("timing: ...", seconds)`."""
+    seen: dict[tuple[str, str], object] = {}
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            for name, value in getattr(report, "user_properties", ()):
+                if str(name).startswith("timing:"):
+                    seen[(report.nodeid, name)] = value
+    if seen:
+        terminalreporter.section("timings (printed, never asserted)")
+        for (nodeid, name), value in sorted(seen.items()):
+            terminalreporter.write_line(f"{name[7:].strip():<45} {value}  ({nodeid})")

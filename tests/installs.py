@@ -1,0 +1,89 @@
+"""Fresh installs of a render: built once per test run, shared by every xdist worker.
+
+A render is installed from its own pyproject.toml into a FRESH virtual environment
+(`uv venv` + `uv pip install -e . --group dev`), so a dependency missing from the
+render's pyproject fails the tests. The first worker that asks builds it under a file
+lock in the run's shared temporary folder; the others wait and reuse it (or its error).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.support import REPO, child_env, describe, run, timed, tool
+
+# The render uses the running interpreter's Python version, not the 3.12 default: uv may
+# not download an interpreter here (UV_PYTHON_DOWNLOADS=never), and this machine's pyenv
+# exposes only 3.11 on PATH (3.12 and 3.13 are installed but not selected).
+RUNNING_PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
+
+
+@dataclass
+class Installed:
+    project: Path
+    bin: Path
+    env: dict[str, str]
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def run(self, *command: str | Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        return run(command, cwd=self.project, env=self.env, timeout=timeout)
+
+
+def _build(folder: Path, answers: Mapping[str, str]) -> tuple[Path, dict[str, float]]:
+    timings: dict[str, float] = {}
+    arguments = [f"{key}={value}" for key, value in answers.items()]
+    rendered, timings["render (CLI)"] = timed(
+        lambda: run([tool("cookiecutter"), "--no-input", "-o", folder, REPO, *arguments])
+    )
+    if rendered.returncode != 0:
+        raise AssertionError(describe(rendered))
+    (project,) = [path for path in folder.iterdir() if path.is_dir()]
+    venv, timings["uv venv"] = timed(
+        lambda: run([tool("uv"), "venv", "--python", sys.executable, ".venv"], cwd=project)
+    )
+    if venv.returncode != 0:
+        raise AssertionError(describe(venv))
+    python = project / ".venv" / "bin" / "python"
+    install, timings["uv pip install -e . --group dev"] = timed(
+        lambda: run(
+            [tool("uv"), "pip", "install", "--python", python, "-e", ".", "--group", "dev"],
+            cwd=project,
+            timeout=900,
+        )
+    )
+    if install.returncode != 0:
+        raise AssertionError(describe(install))
+    return project, timings
+
+
+def fresh_install(shared: Path, answers: Mapping[str, str]) -> Installed:
+    """Render `answers`, install the render into a fresh venv; once per run for all workers."""
+    key = hashlib.sha256(json.dumps(dict(answers), sort_keys=True).encode()).hexdigest()[:12]
+    folder = shared / f"install-{key}"
+    record = shared / f"install-{key}.json"
+    with (shared / f"install-{key}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not record.exists():
+            folder.mkdir()
+            try:
+                project, timings = _build(folder, answers)
+                outcome = {"project": str(project), "timings": timings}
+            except (AssertionError, subprocess.TimeoutExpired) as error:
+                outcome = {"error": str(error)}
+            record.write_text(json.dumps(outcome), encoding="utf-8")
+    outcome = json.loads(record.read_text(encoding="utf-8"))
+    if "error" in outcome:
+        raise AssertionError(f"installing {dict(answers)} failed:\n{outcome['error']}")
+    project = Path(outcome["project"])
+    bin_dir = project / ".venv" / "bin"
+    env = child_env()
+    env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
+    return Installed(project=project, bin=bin_dir, env=env, timings=outcome["timings"])

@@ -1,0 +1,221 @@
+"""Shared helpers for the template's own tests (imported by conftest and tests)."""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import itertools
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+TEMPLATE_DIR = REPO / "{{cookiecutter.project_slug}}"
+HOOKS_DIR = REPO / "hooks"
+# The dev virtual environment the tests run in (`make venv`); its tools check the renders.
+# Not resolved: `.venv/bin/python` is a symlink to the base interpreter.
+BIN = Path(sys.executable).parent
+COOKIECUTTER_JSON: dict[str, Any] = json.loads(
+    (REPO / "cookiecutter.json").read_text(encoding="utf-8")
+)
+
+# Options rendered as a full product; the others keep their defaults in the matrix.
+# Later options (database, use_redis, use_websocket, auth) join this tuple; the rest
+# (observability, kubernetes) should be covered pairwise rather than as a product.
+FULL_PRODUCT_OPTIONS = ("python_version", "ci")
+
+# Subprocess environment variables that belong to this pytest run, not to a child.
+_PRIVATE_ENV = ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME", "PYTEST_ADDOPTS", "PYTEST_CURRENT_TEST")
+
+
+def tool(name: str) -> str:
+    """Absolute path of a command-line tool of the dev venv; fails clearly if missing."""
+    path = BIN / name
+    if not path.exists():
+        raise AssertionError(f"{path} is missing: run `make venv` (the dev tools live there)")
+    return str(path)
+
+
+def child_env(**overrides: str) -> dict[str, str]:
+    """The environment for a subprocess: ours, minus pytest/venv leftovers, plus overrides."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in _PRIVATE_ENV and not key.startswith("PYTEST_XDIST")
+    }
+    env["UV_PYTHON_DOWNLOADS"] = "never"  # uv must never fetch an interpreter here
+    env.update(overrides)
+    return env
+
+
+def run(
+    command: Sequence[str | os.PathLike[str]],
+    *,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 300,
+    stdin: str | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run a command to completion, capturing text output (never raises on failure)."""
+    return subprocess.run(
+        [str(part) for part in command],
+        cwd=cwd,
+        env=dict(env) if env is not None else child_env(),
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def describe(result: subprocess.CompletedProcess[str]) -> str:
+    """A failure message: the command, its status and everything it printed."""
+    command = " ".join(str(part) for part in result.args)
+    return f"$ {command}\nexit status {result.returncode}\n{result.stdout}\n{result.stderr}"
+
+
+# The type of pytest's `record_property` fixture.
+RecordProperty = Callable[[str, object], None]
+
+
+def timed(function: Callable[[], Any]) -> tuple[Any, float]:
+    start = time.perf_counter()
+    value = function()
+    return value, time.perf_counter() - start
+
+
+# --- options -------------------------------------------------------------------------
+
+
+def option_values(option: str) -> list[Any]:
+    """Every value an option accepts, the default first (booleans: both)."""
+    value = COOKIECUTTER_JSON[option]
+    if isinstance(value, list):
+        return list(value)
+    if isinstance(value, bool):
+        return [value, not value]
+    raise AssertionError(f"{option} is free text, not a choice")
+
+
+def choice_options() -> list[str]:
+    return [
+        key
+        for key, value in COOKIECUTTER_JSON.items()
+        if not key.startswith("_") and isinstance(value, (list, bool))
+    ]
+
+
+def answer_key(option: str, value: object) -> str:
+    """How the post-gen MANIFEST spells an answer: booleans as yes/no."""
+    if isinstance(value, bool):
+        value = "yes" if value else "no"
+    return f"{option}={value}"
+
+
+def parse_answer_key(key: str) -> tuple[str, Any]:
+    """The inverse of `answer_key`, checked against cookiecutter.json."""
+    option, _, text = key.partition("=")
+    if option not in COOKIECUTTER_JSON:
+        raise AssertionError(f"MANIFEST key {key!r}: no option {option!r} in cookiecutter.json")
+    for value in option_values(option):
+        if answer_key(option, value) == key:
+            return option, value
+    raise AssertionError(f"MANIFEST key {key!r}: {text!r} is not one of {option_values(option)!r}")
+
+
+def combinations() -> list[dict[str, Any]]:
+    """The render matrix: every combination of FULL_PRODUCT_OPTIONS."""
+    names = [name for name in FULL_PRODUCT_OPTIONS if name in COOKIECUTTER_JSON]
+    return [
+        dict(zip(names, values, strict=True))
+        for values in itertools.product(*(option_values(name) for name in names))
+    ]
+
+
+def combo_id(combo: Mapping[str, Any]) -> str:
+    return ",".join(answer_key(key, value) for key, value in combo.items()) or "default"
+
+
+# --- rendering hooks outside cookiecutter ---------------------------------------------
+
+
+def default_context(extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The `cookiecutter` context `--no-input` would use (with `extra` answers)."""
+    from cookiecutter.generate import generate_context
+    from cookiecutter.prompt import prompt_for_config
+
+    context = generate_context(
+        context_file=str(REPO / "cookiecutter.json"), extra_context=dict(extra or {})
+    )
+    return dict(prompt_for_config(context, no_input=True))
+
+
+def render_text(source: str, context: Mapping[str, Any]) -> str:
+    """Render a template string exactly as cookiecutter renders a hook."""
+    from cookiecutter.environment import StrictEnvironment
+
+    full = {"cookiecutter": dict(context)}
+    environment = StrictEnvironment(context=full, keep_trailing_newline=True)
+    return environment.from_string(source).render(**full)
+
+
+def rendered_hook(name: str, context: Mapping[str, Any] | None = None) -> str:
+    source = (HOOKS_DIR / f"{name}.py").read_text(encoding="utf-8")
+    return render_text(source, context if context is not None else default_context())
+
+
+def load_manifest() -> dict[str, list[str]]:
+    """The MANIFEST dict literal of hooks/post_gen_project.py, read with `ast`."""
+    tree = ast.parse(rendered_hook("post_gen_project"))
+    for node in tree.body:
+        target: ast.expr
+        if isinstance(node, ast.AnnAssign) and node.value is not None:
+            target, value = node.target, node.value
+        elif isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target, value = node.targets[0], node.value
+        else:
+            continue
+        if isinstance(target, ast.Name) and target.id == "MANIFEST":
+            manifest = ast.literal_eval(value)
+            assert isinstance(manifest, dict), "MANIFEST must be a dict literal"
+            return manifest
+    raise AssertionError("hooks/post_gen_project.py defines no MANIFEST dict literal")
+
+
+# --- looking at renders ---------------------------------------------------------------
+
+
+def project_files(project: Path) -> Iterator[Path]:
+    """Every file of a render (skipping caches and virtual environments)."""
+    skip = {".venv", "__pycache__", ".ruff_cache", ".mypy_cache", ".pytest_cache"}
+    for path in sorted(project.rglob("*")):
+        if path.is_file() and not skip.intersection(path.relative_to(project).parts):
+            yield path
+
+
+def relative_files(project: Path) -> set[str]:
+    return {path.relative_to(project).as_posix() for path in project_files(project)}
+
+
+def snapshot(project: Path) -> dict[str, tuple[int, str]]:
+    """File -> (mode, sha256): equal snapshots mean nothing changed."""
+    return {
+        path.relative_to(project).as_posix(): (
+            path.stat().st_mode,
+            hashlib.sha256(path.read_bytes()).hexdigest(),
+        )
+        for path in project_files(project)
+    }
+
+
+def covered(relative: str, prefixes: Iterable[str]) -> bool:
+    """Whether a relative file path is one of `prefixes` or lies under one of them."""
+    return any(
+        relative == prefix or relative.startswith(prefix.rstrip("/") + "/") for prefix in prefixes
+    )

@@ -1,0 +1,351 @@
+"""The render matrix: every combination renders cleanly and every rendered file validates.
+
+Data-driven, like cookiecutter-django's generation tests: MATRIX is the list of option
+dicts; `test_matrix_is_the_full_product` keeps it equal to the full product of
+FULL_PRODUCT_OPTIONS' values in cookiecutter.json. Renders are baked once per session and
+shared; slow command-line checkers run once over all renders (see `Batch`).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import tomllib
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.support import (
+    FULL_PRODUCT_OPTIONS,
+    combinations,
+    combo_id,
+    describe,
+    option_values,
+    project_files,
+    run,
+    tool,
+)
+
+MATRIX: list[dict[str, Any]] = [
+    {"python_version": "3.12", "ci": "github"},
+    {"python_version": "3.12", "ci": "gitlab"},
+    {"python_version": "3.12", "ci": "none"},
+    {"python_version": "3.13", "ci": "github"},
+    {"python_version": "3.13", "ci": "gitlab"},
+    {"python_version": "3.13", "ci": "none"},
+    {"python_version": "3.11", "ci": "github"},
+    {"python_version": "3.11", "ci": "gitlab"},
+    {"python_version": "3.11", "ci": "none"},
+]
+IDS = [combo_id(combo) for combo in MATRIX]
+DEFAULT_SLUG = "ai_service"
+
+CI_FILES = {"github": ".github/workflows/ci.yml", "gitlab": ".gitlab-ci.yml"}
+CI_SCHEMAS = {"github": "vendor.github-workflows", "gitlab": "vendor.gitlab-ci"}
+
+# Files every render has, whatever the options (issue 2, "Around the code").
+REQUIRED_FILES = (
+    "pyproject.toml",
+    "README.md",
+    "CHANGELOG.md",
+    "Makefile",
+    ".env.example",
+    ".env",
+    ".gitignore",
+    ".gitattributes",
+    ".pre-commit-config.yaml",
+    "Dockerfile",
+    ".dockerignore",
+    "compose.yaml",
+    "src/{slug}/__init__.py",
+    "src/{slug}/__main__.py",
+    "src/{slug}/main.py",
+    "src/{slug}/settings.py",
+    "tests/conftest.py",
+)
+
+# `${{ ... }}` is GitHub Actions' own expression syntax, legitimate in its workflow files.
+GITHUB_EXPRESSION = re.compile(r"\$\{\{.*?\}\}")
+LEFTOVER_MARKERS = ("cookiecutter.", "{%", "{{")
+
+
+def combos_where(**answers: Any) -> list[Any]:
+    return [
+        pytest.param(combo, id=combo_id(combo))
+        for combo in MATRIX
+        if all(combo.get(key) == value for key, value in answers.items())
+    ]
+
+
+class Batch:
+    """Runs a checker once over many targets; per target again only if the batch fails.
+
+    On the green path one process checks every render (cheap on 2 cores); on the red
+    path each target gets its own run, so each test reports only its own render.
+    """
+
+    def __init__(self, command: Sequence[str], targets: Sequence[Path]) -> None:
+        self.command = list(command)
+        self.targets = list(targets)
+        self._whole: subprocess.CompletedProcess[str] | None = None
+        self._single: dict[Path, subprocess.CompletedProcess[str]] = {}
+
+    def result(self, target: Path) -> subprocess.CompletedProcess[str]:
+        assert target in self.targets, f"{target} was not part of the batch"
+        if self._whole is None:
+            self._whole = run([*self.command, *self.targets])
+        if self._whole.returncode == 0:
+            return self._whole
+        if target not in self._single:
+            self._single[target] = run([*self.command, target])
+        return self._single[target]
+
+
+@pytest.fixture(scope="session")
+def matrix(baked: Any) -> dict[str, Path]:
+    """combo id -> render directory, for every combination that rendered."""
+    projects = {}
+    for combo in MATRIX:
+        result = baked(**combo)
+        if result.exit_code == 0 and result.exception is None:
+            projects[combo_id(combo)] = Path(result.project_path)
+    return projects
+
+
+@pytest.fixture(scope="session")
+def batches(matrix: dict[str, Path]) -> Callable[[str], Batch]:
+    """Named batches over all renders, created on first use."""
+    projects = list(matrix.values())
+
+    def existing(relative: str) -> list[Path]:
+        return [project / relative for project in projects if (project / relative).is_file()]
+
+    def workflows() -> list[Path]:
+        return sorted(
+            path
+            for project in projects
+            for path in (project / ".github" / "workflows").glob("*.y*ml")
+        )
+
+    factories: dict[str, Callable[[], Batch]] = {
+        "ruff-check": lambda: Batch([tool("ruff"), "check", "--no-cache"], projects),
+        "ruff-format": lambda: Batch([tool("ruff"), "format", "--check", "--no-cache"], projects),
+        "schema-github": lambda: Batch(
+            [tool("check-jsonschema"), "--builtin-schema", CI_SCHEMAS["github"]], workflows()
+        ),
+        "schema-gitlab": lambda: Batch(
+            [tool("check-jsonschema"), "--builtin-schema", CI_SCHEMAS["gitlab"]],
+            existing(CI_FILES["gitlab"]),
+        ),
+        "schema-compose": lambda: Batch(
+            [tool("check-jsonschema"), "--builtin-schema", "vendor.compose-spec"],
+            existing("compose.yaml"),
+        ),
+    }
+    made: dict[str, Batch] = {}
+
+    def get(name: str) -> Batch:
+        if name not in made:
+            made[name] = factories[name]()
+        return made[name]
+
+    return get
+
+
+def project_for(matrix: dict[str, Path], combo: dict[str, Any]) -> Path:
+    key = combo_id(combo)
+    if key not in matrix:
+        pytest.fail(f"{key} did not render (see test_renders)")
+    return matrix[key]
+
+
+# --- rendering ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("combo", MATRIX, ids=IDS)
+def test_renders(baked: Any, combo: dict[str, Any]) -> None:
+    result = baked(**combo)
+    assert result.exception is None, repr(result.exception)
+    assert result.exit_code == 0
+    project = Path(result.project_path)
+    assert project.name == DEFAULT_SLUG
+    assert (project / "src" / DEFAULT_SLUG / "__init__.py").is_file()
+
+
+@pytest.mark.parametrize("combo", MATRIX, ids=IDS)
+def test_required_files_exist(matrix: dict[str, Path], combo: dict[str, Any]) -> None:
+    project = project_for(matrix, combo)
+    missing = [
+        relative
+        for relative in REQUIRED_FILES
+        if not (project / relative.format(slug=DEFAULT_SLUG)).is_file()
+    ]
+    assert not missing, f"missing from the render: {missing}"
+
+
+@pytest.mark.parametrize("combo", MATRIX, ids=IDS)
+def test_no_template_leftovers(matrix: dict[str, Path], combo: dict[str, Any]) -> None:
+    project = project_for(matrix, combo)
+    problems, checked = [], 0
+    for path in project_files(project):
+        relative = path.relative_to(project).as_posix()
+        data = path.read_bytes()
+        if b"\0" in data:
+            continue  # binary
+        checked += 1
+        in_github = relative.startswith(".github/")
+        for number, line in enumerate(data.decode("utf-8").splitlines(), start=1):
+            visible = GITHUB_EXPRESSION.sub("", line) if in_github else line
+            problems += [
+                f"{relative}:{number}: {marker!r} in {line.strip()!r}"
+                for marker in LEFTOVER_MARKERS
+                if marker in visible
+            ]
+    assert checked > 10, "suspiciously few text files in the render"
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("combo", MATRIX, ids=IDS)
+def test_no_blank_line_scars_at_end_of_files(
+    matrix: dict[str, Path], combo: dict[str, Any]
+) -> None:
+    """Jinja blocks leave blank lines behind; a text file ends with exactly one newline."""
+    project = project_for(matrix, combo)
+    scarred = []
+    for path in project_files(project):
+        data = path.read_bytes()
+        if not data or b"\0" in data:
+            continue
+        if not data.endswith(b"\n") or data.endswith(b"\n\n"):
+            scarred.append(path.relative_to(project).as_posix())
+    assert not scarred, f"files that do not end with exactly one newline: {scarred}"
+
+
+@pytest.mark.parametrize("combo", MATRIX, ids=IDS)
+def test_ci_file_matches_choice(matrix: dict[str, Path], combo: dict[str, Any]) -> None:
+    project = project_for(matrix, combo)
+    present = {ci for ci, relative in CI_FILES.items() if (project / relative).exists()}
+    expected = {combo["ci"]} - {"none"}
+    assert present == expected
+    if combo["ci"] != "github":
+        assert not (project / ".github" / "workflows").exists()
+
+
+@pytest.mark.parametrize("combo", MATRIX, ids=IDS)
+def test_python_version_reaches_its_places(matrix: dict[str, Path], combo: dict[str, Any]) -> None:
+    """python_version sets requires-python, ruff/mypy targets, the image and the CI Python."""
+    project = project_for(matrix, combo)
+    version = combo["python_version"]
+    pyproject = tomllib.loads((project / "pyproject.toml").read_text(encoding="utf-8"))
+    assert pyproject["project"]["requires-python"] == f">={version}"
+    assert pyproject["tool"]["ruff"]["target-version"] == "py" + version.replace(".", "")
+    assert pyproject["tool"]["mypy"]["python_version"] == version
+    assert version in (project / "Dockerfile").read_text(encoding="utf-8")
+    if combo["ci"] in CI_FILES:
+        ci_text = (project / CI_FILES[combo["ci"]]).read_text(encoding="utf-8")
+        python_version_file = project / ".python-version"
+        assert version in ci_text or (
+            python_version_file.exists() and version in python_version_file.read_text()
+        ), f"the CI pipeline does not use Python {version}"
+
+
+# --- the files parse and validate -------------------------------------------------------
+
+
+@pytest.mark.parametrize("combo", MATRIX, ids=IDS)
+def test_yaml_and_toml_parse(matrix: dict[str, Path], combo: dict[str, Any]) -> None:
+    project = project_for(matrix, combo)
+    parsed = []
+    for path in project_files(project):
+        text = (
+            path.read_text(encoding="utf-8") if path.suffix in {".yml", ".yaml", ".toml"} else None
+        )
+        if text is None:
+            continue
+        relative = path.relative_to(project).as_posix()
+        try:
+            if path.suffix == ".toml":
+                tomllib.loads(text)
+            else:
+                documents = list(yaml.safe_load_all(text))
+                assert documents, f"{relative} holds no YAML document"
+        except (tomllib.TOMLDecodeError, yaml.YAMLError) as error:
+            pytest.fail(f"{relative} does not parse: {error}")
+        parsed.append(relative)
+    assert "pyproject.toml" in parsed
+    assert "compose.yaml" in parsed, "compose.yaml is missing"
+
+
+@pytest.mark.parametrize("combo", MATRIX, ids=IDS)
+def test_ruff_check_passes_as_rendered(
+    matrix: dict[str, Path], batches: Callable[[str], Batch], combo: dict[str, Any]
+) -> None:
+    # ruff finds each render's own pyproject.toml ([tool.ruff]) next to its files.
+    result = batches("ruff-check").result(project_for(matrix, combo))
+    assert result.returncode == 0, describe(result)
+
+
+@pytest.mark.parametrize("combo", MATRIX, ids=IDS)
+def test_ruff_format_passes_as_rendered(
+    matrix: dict[str, Path], batches: Callable[[str], Batch], combo: dict[str, Any]
+) -> None:
+    result = batches("ruff-format").result(project_for(matrix, combo))
+    assert result.returncode == 0, describe(result)
+
+
+@pytest.mark.parametrize("combo", combos_where(ci="github") + combos_where(ci="gitlab"))
+def test_ci_file_validates_against_its_schema(
+    matrix: dict[str, Path], batches: Callable[[str], Batch], combo: dict[str, Any]
+) -> None:
+    ci = combo["ci"]
+    path = project_for(matrix, combo) / CI_FILES[ci]
+    assert path.is_file(), f"{CI_FILES[ci]} is missing"
+    if ci == "github":
+        workflows = sorted(path.parent.glob("*.y*ml"))
+        results = [batches("schema-github").result(workflow) for workflow in workflows]
+    else:
+        results = [batches("schema-gitlab").result(path)]
+    for result in results:
+        assert result.returncode == 0, describe(result)
+
+
+@pytest.mark.parametrize("combo", combos_where(ci="github"))
+def test_github_workflow_passes_zizmor(matrix: dict[str, Path], combo: dict[str, Any]) -> None:
+    project = project_for(matrix, combo)
+    assert (project / CI_FILES["github"]).is_file(), f"{CI_FILES['github']} is missing"
+    workflows = sorted((project / ".github" / "workflows").glob("*.y*ml"))
+    result = run(
+        [tool("zizmor"), "--offline", "--no-progress", *workflows], cwd=project, timeout=120
+    )
+    assert result.returncode == 0, describe(result)
+
+
+@pytest.mark.parametrize("combo", MATRIX, ids=IDS)
+def test_dockerfile_passes_hadolint(matrix: dict[str, Path], combo: dict[str, Any]) -> None:
+    project = project_for(matrix, combo)
+    assert (project / "Dockerfile").is_file(), "Dockerfile is missing"
+    # cwd = the render: hadolint picks up a .hadolint.yaml the render may ship.
+    result = run([tool("hadolint"), "Dockerfile"], cwd=project, timeout=120)
+    assert result.returncode == 0, describe(result)
+
+
+@pytest.mark.parametrize("combo", MATRIX, ids=IDS)
+def test_compose_file_validates(
+    matrix: dict[str, Path], batches: Callable[[str], Batch], combo: dict[str, Any]
+) -> None:
+    path = project_for(matrix, combo) / "compose.yaml"
+    assert path.is_file(), "compose.yaml is missing"
+    result = batches("schema-compose").result(path)
+    assert result.returncode == 0, describe(result)
+
+
+def test_matrix_is_the_full_product() -> None:
+    """MATRIX holds every combination of the full-product options, each once."""
+    expected = sorted(combo_id(combo) for combo in combinations())
+    assert sorted(IDS) == expected
+    assert len(IDS) == len(set(IDS))
+    for option in FULL_PRODUCT_OPTIONS:
+        assert {combo[option] for combo in MATRIX} == set(option_values(option))
