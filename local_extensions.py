@@ -28,10 +28,10 @@ def _escaped(text: str, quote: str) -> str:
 
 
 def python_string(value: object) -> str:
-    """A Python string literal as `ruff format` writes it: double quotes unless the text
-    holds double quotes and no single ones; non-ASCII letters kept as they are."""
+    """A Python string literal as `ruff format` writes it: double quotes unless single
+    ones need fewer escapes; non-ASCII letters kept as they are."""
     text = str(value)
-    quote = "'" if '"' in text and "'" not in text else '"'
+    quote = "'" if text.count('"') > text.count("'") else '"'
     return f"{quote}{_escaped(text, quote)}{quote}"
 
 

@@ -34,10 +34,16 @@ MANIFEST: dict[str, list[str]] = {
         "src/{slug}/schemas/history.py",
         "tests/test_db.py",
     ],
+    "database=sqlite": [
+        "tests/db_sqlite.py",
+    ],
+    "database=postgresql": [
+        "tests/db_postgresql.py",
+    ],
     "use_redis=yes": [
         "src/{slug}/core/cache_redis.py",
         "src/{slug}/core/redis.py",
-        "src/{slug}/jobs/arq_queue.py",
+        "src/{slug}/jobs/redis_queue.py",
         "src/{slug}/jobs/worker.py",
         "tests/test_redis.py",
     ],

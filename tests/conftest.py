@@ -68,13 +68,33 @@ def shared_tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
 
 
+# Renders whose own test suites run, each in a fresh venv, against the real PostgreSQL
+# and Redis of the machine (DATABASE_URL / REDIS_URL, which .ci/run exports).
+INSTALL_SETS: dict[str, dict[str, str]] = {
+    "default": {},
+    "all-on": {"database": "postgresql", "use_redis": "yes", "use_websocket": "yes"},
+    "all-off": {"database": "none", "use_redis": "no", "use_websocket": "no"},
+    "sqlite+redis": {"database": "sqlite", "use_redis": "yes", "use_websocket": "no"},
+}
+
+
+def install_answers(name: str) -> dict[str, str]:
+    answers = dict(INSTALL_SETS[name])
+    if RUNNING_PYTHON in option_values("python_version"):
+        answers["python_version"] = RUNNING_PYTHON
+    return answers
+
+
+@pytest.fixture(scope="session", params=list(INSTALL_SETS))
+def install(request: pytest.FixtureRequest, shared_tmp: Path) -> Installed:
+    """A render of INSTALL_SETS, installed into a fresh venv (see tests/installs.py)."""
+    return fresh_install(shared_tmp, install_answers(request.param))
+
+
 @pytest.fixture(scope="session")
 def default_install(shared_tmp: Path) -> Installed:
     """The default render, installed into a fresh venv (see tests/installs.py)."""
-    answers = {}
-    if RUNNING_PYTHON in option_values("python_version"):
-        answers["python_version"] = RUNNING_PYTHON
-    return fresh_install(shared_tmp, answers)
+    return fresh_install(shared_tmp, install_answers("default"))
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

@@ -86,4 +86,10 @@ def fresh_install(shared: Path, answers: Mapping[str, str]) -> Installed:
     bin_dir = project / ".venv" / "bin"
     env = child_env()
     env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
+    # The machine's service URLs reach only the renders that use those services: a
+    # PostgreSQL DATABASE_URL would override a SQLite render's own default.
+    if answers.get("database", "sqlite") != "postgresql":
+        env.pop("DATABASE_URL", None)
+    if answers.get("use_redis", "no") != "yes":
+        env.pop("REDIS_URL", None)
     return Installed(project=project, bin=bin_dir, env=env, timings=outcome["timings"])

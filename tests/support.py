@@ -7,6 +7,7 @@ import hashlib
 import itertools
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -24,10 +25,10 @@ COOKIECUTTER_JSON: dict[str, Any] = json.loads(
     (REPO / "cookiecutter.json").read_text(encoding="utf-8")
 )
 
-# Options rendered as a full product; the others keep their defaults in the matrix.
-# Later options (database, use_redis, use_websocket, auth) join this tuple; the rest
-# (observability, kubernetes) should be covered pairwise rather than as a product.
-FULL_PRODUCT_OPTIONS = ("python_version", "ci")
+# Options rendered as a full product (the modules the hooks toggle); the others are
+# covered pairwise across those renders (see PAIRWISE_OPTIONS in test_renders.py).
+FULL_PRODUCT_OPTIONS = ("database", "use_redis", "use_websocket")
+PAIRWISE_OPTIONS = ("python_version", "ci")
 
 # Subprocess environment variables that belong to this pytest run, not to a child.
 _PRIVATE_ENV = ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME", "PYTEST_ADDOPTS", "PYTEST_CURRENT_TEST")
@@ -118,19 +119,37 @@ def answer_key(option: str, value: object) -> str:
     return f"{option}={value}"
 
 
-def parse_answer_key(key: str) -> tuple[str, Any]:
-    """The inverse of `answer_key`, checked against cookiecutter.json."""
+def parse_answer_key(key: str) -> tuple[str, list[Any]]:
+    """A MANIFEST key, `option=value` or `option=v1|v2`: the option and its values,
+    checked against cookiecutter.json."""
     option, _, text = key.partition("=")
     if option not in COOKIECUTTER_JSON:
         raise AssertionError(f"MANIFEST key {key!r}: no option {option!r} in cookiecutter.json")
-    for value in option_values(option):
-        if answer_key(option, value) == key:
-            return option, value
-    raise AssertionError(f"MANIFEST key {key!r}: {text!r} is not one of {option_values(option)!r}")
+    values = []
+    for word in text.split("|"):
+        matches = [v for v in option_values(option) if answer_key(option, v) == f"{option}={word}"]
+        if not matches:
+            raise AssertionError(
+                f"MANIFEST key {key!r}: {word!r} is not one of {option_values(option)!r}"
+            )
+        values += matches
+    return option, values
+
+
+def conditional_file_names() -> set[str]:
+    """Render-relative paths of template files whose NAME carries a Jinja condition
+    (files that depend on two options at once, which one MANIFEST key cannot say)."""
+    names = set()
+    for path in TEMPLATE_DIR.rglob("*"):
+        relative = path.relative_to(TEMPLATE_DIR).as_posix()
+        if "{%" in relative:
+            rendered = re.sub(r"\{%.*?%\}", "", relative)
+            names.add(rendered.replace("{{cookiecutter.project_slug}}", "{slug}"))
+    return names
 
 
 def combinations() -> list[dict[str, Any]]:
-    """The render matrix: every combination of FULL_PRODUCT_OPTIONS."""
+    """Every combination of FULL_PRODUCT_OPTIONS (the modules)."""
     names = [name for name in FULL_PRODUCT_OPTIONS if name in COOKIECUTTER_JSON]
     return [
         dict(zip(names, values, strict=True))

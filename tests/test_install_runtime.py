@@ -27,13 +27,13 @@ SLUG = "ai_service"
 API_KEY = "sk-install-test-0123456789abcdef"
 
 
-def test_own_test_suite_passes(default_install: Installed, record_property: RecordProperty) -> None:
+def test_own_test_suite_passes(install: Installed, record_property: RecordProperty) -> None:
     result, seconds = timed(
-        lambda: default_install.run(
-            default_install.bin / "python", "-m", "pytest", "-q", "-p", "no:cacheprovider"
-        )
+        lambda: install.run(install.bin / "python", "-m", "pytest", "-q", "-p", "no:cacheprovider")
     )
-    record_property("timing: install: the render's own pytest", f"{seconds:.2f} s")
+    record_property(
+        f"timing: install {install.project.parent.name}: own pytest", f"{seconds:.2f} s"
+    )
     assert result.returncode == 0, describe(result)
     assert " passed" in result.stdout, describe(result)
 

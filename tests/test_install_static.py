@@ -43,11 +43,11 @@ def test_installs_from_its_own_pyproject(
     ids=["ruff-check", "ruff-format", "mypy-strict"],
 )
 def test_own_linters_pass(
-    default_install: Installed, record_property: RecordProperty, command: list[str]
+    install: Installed, record_property: RecordProperty, command: list[str]
 ) -> None:
     # Each tool from the fresh venv, with the render's own configuration (its pyproject).
-    result, seconds = timed(
-        lambda: default_install.run(default_install.bin / command[0], *command[1:])
+    result, seconds = timed(lambda: install.run(install.bin / command[0], *command[1:]))
+    record_property(
+        f"timing: install {install.project.parent.name}: {' '.join(command)}", f"{seconds:.2f} s"
     )
-    record_property(f"timing: install: {' '.join(command)}", f"{seconds:.2f} s")
     assert result.returncode == 0, describe(result)

@@ -17,6 +17,7 @@ import pytest
 from tests.support import (
     answer_key,
     choice_options,
+    conditional_file_names,
     covered,
     load_manifest,
     option_values,
@@ -34,19 +35,39 @@ def paths_of(key: str) -> list[str]:
 
 
 def cases_present() -> list[Any]:
-    return [pytest.param(key, id=key) for key in MANIFEST]
+    cases = []
+    for key in MANIFEST:
+        option, values = parse_answer_key(key)
+        cases += [
+            pytest.param(key, value, id=f"{key}-present-for-{answer_key(option, value)}")
+            for value in values
+        ]
+    return cases
 
 
 def cases_pruned() -> list[Any]:
     cases = []
     for key in MANIFEST:
-        option, value = parse_answer_key(key)
+        option, values = parse_answer_key(key)
         cases += [
             pytest.param(key, other, id=f"{key}-pruned-for-{answer_key(option, other)}")
             for other in option_values(option)
-            if other != value
+            if other not in values
         ]
     return cases
+
+
+def listed_for(option: str, value: object) -> list[str]:
+    """Every MANIFEST path kept when `option` takes `value`."""
+    paths = []
+    for key in MANIFEST:
+        key_option, values = parse_answer_key(key)
+        if key_option == option and value in values:
+            paths += paths_of(key)
+    return paths
+
+
+CONDITIONAL_NAMES = [name.format(slug=SLUG) for name in conditional_file_names()]
 
 
 def test_manifest_is_not_empty_and_names_real_choices() -> None:
@@ -59,9 +80,11 @@ def test_manifest_is_not_empty_and_names_real_choices() -> None:
             assert ".." not in relative.split("/"), f"{key}: {relative} leaves the project"
 
 
-@pytest.mark.parametrize("key", cases_present())
-def test_listed_paths_exist_when_chosen(project_of: Callable[..., Path], key: str) -> None:
-    option, value = parse_answer_key(key)
+@pytest.mark.parametrize(("key", "value"), cases_present())
+def test_listed_paths_exist_when_chosen(
+    project_of: Callable[..., Path], key: str, value: object
+) -> None:
+    option, _ = parse_answer_key(key)
     project = project_of(**{option: value})
     missing = [relative for relative in paths_of(key) if not (project / relative).exists()]
     assert not missing, f"{key} renders without {missing}"
@@ -90,7 +113,7 @@ def test_every_optional_file_is_in_the_manifest(
     unlisted = []
     for value, other in itertools.permutations(option_values(option), 2):
         extra = files[value] - files[other]
-        listed = paths_of(answer_key(option, value))
+        listed = listed_for(option, value) + CONDITIONAL_NAMES
         unlisted += [
             f"{relative} (only with {answer_key(option, value)})"
             for relative in sorted(extra)

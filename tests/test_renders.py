@@ -8,6 +8,7 @@ shared; slow command-line checkers run once over all renders (see `Batch`).
 
 from __future__ import annotations
 
+import itertools
 import re
 import subprocess
 import tomllib
@@ -20,6 +21,7 @@ import yaml
 
 from tests.support import (
     FULL_PRODUCT_OPTIONS,
+    PAIRWISE_OPTIONS,
     combinations,
     combo_id,
     describe,
@@ -29,17 +31,18 @@ from tests.support import (
     tool,
 )
 
-MATRIX: list[dict[str, Any]] = [
-    {"python_version": "3.12", "ci": "github"},
-    {"python_version": "3.12", "ci": "gitlab"},
-    {"python_version": "3.12", "ci": "none"},
-    {"python_version": "3.13", "ci": "github"},
-    {"python_version": "3.13", "ci": "gitlab"},
-    {"python_version": "3.13", "ci": "none"},
-    {"python_version": "3.11", "ci": "github"},
-    {"python_version": "3.11", "ci": "gitlab"},
-    {"python_version": "3.11", "ci": "none"},
-]
+
+def pairwise_matrix() -> list[dict[str, Any]]:
+    """Every module combination once; python_version x ci pairs cycle across them, so
+    each pair of those values is rendered at least once (12 renders >= 9 pairs)."""
+    pairs = list(itertools.product(*(option_values(name) for name in PAIRWISE_OPTIONS)))
+    return [
+        {**combo, **dict(zip(PAIRWISE_OPTIONS, pairs[index % len(pairs)], strict=True))}
+        for index, combo in enumerate(combinations())
+    ]
+
+
+MATRIX: list[dict[str, Any]] = pairwise_matrix()
 IDS = [combo_id(combo) for combo in MATRIX]
 DEFAULT_SLUG = "ai_service"
 
@@ -342,10 +345,11 @@ def test_compose_file_validates(
     assert result.returncode == 0, describe(result)
 
 
-def test_matrix_is_the_full_product() -> None:
-    """MATRIX holds every combination of the full-product options, each once."""
-    expected = sorted(combo_id(combo) for combo in combinations())
-    assert sorted(IDS) == expected
+def test_matrix_is_the_full_product_of_the_modules() -> None:
+    """MATRIX holds every module combination once, and every pair of the other options."""
+    modules = [{key: combo[key] for key in FULL_PRODUCT_OPTIONS} for combo in MATRIX]
+    assert sorted(map(combo_id, modules)) == sorted(map(combo_id, combinations()))
     assert len(IDS) == len(set(IDS))
-    for option in FULL_PRODUCT_OPTIONS:
-        assert {combo[option] for combo in MATRIX} == set(option_values(option))
+    rendered_pairs = {tuple(combo[name] for name in PAIRWISE_OPTIONS) for combo in MATRIX}
+    all_pairs = set(itertools.product(*(option_values(name) for name in PAIRWISE_OPTIONS)))
+    assert rendered_pairs == all_pairs

@@ -1,26 +1,121 @@
 from __future__ import annotations
 
+{% if cookiecutter.use_redis -%}
+import asyncio
+import os
+import threading
+import uuid
+{% endif -%}
 from collections.abc import Iterator
+{%- if cookiecutter.use_redis %}
+from contextlib import contextmanager
+{%- else %}
+from contextlib import AbstractContextManager, nullcontext
+{%- endif %}
 from typing import Any
 
 import pytest
+{%- if cookiecutter.use_redis %}
+import redis
+{%- endif %}
 from fastapi.testclient import TestClient
 
+{% if cookiecutter.database != "none" -%}
+from {{ cookiecutter.project_slug }}.db.migrate import upgrade_database
+{% endif -%}
+{% if cookiecutter.use_redis -%}
+from {{ cookiecutter.project_slug }}.jobs.worker import serve_jobs
+{% endif -%}
 from {{ cookiecutter.project_slug }}.main import create_app
 from {{ cookiecutter.project_slug }}.settings import Settings
 
+{% if cookiecutter.database == "postgresql" -%}
+from .db_postgresql import delete_jobs, throwaway_database
+{% elif cookiecutter.database == "sqlite" -%}
+from .db_sqlite import delete_jobs, throwaway_database
+{% endif -%}
 from .servers import serve
 from .upstream import Upstream
 
 API_KEY = "sk-test-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
+{%- if cookiecutter.use_redis %}
+# Keys of this test run start with it, and each app's with one of its own below it.
+REDIS_RUN_PREFIX = f"test-{uuid.uuid4().hex[:12]}:"
+{%- endif %}
 
 
 def make_settings(**overrides: Any) -> Settings:
     """Settings for tests: nothing read from `.env`, a known API key."""
     values: dict[str, Any] = {"environment": "test", "api_keys": API_KEY, "log_format": "json"}
+{%- if cookiecutter.use_redis %}
+    values["redis_key_prefix"] = f"{REDIS_RUN_PREFIX}{uuid.uuid4().hex[:8]}:"
+{%- endif %}
     values.update(overrides)
     return Settings(_env_file=None, **values)
+{%- if cookiecutter.database != "none" %}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def database_for_the_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A throwaway database, migrated, dropped after: DATABASE_URL for the whole run."""
+    with (
+        throwaway_database(tmp_path_factory.mktemp("database")) as url,
+        pytest.MonkeyPatch.context() as patch,
+    ):
+        upgrade_database(url)
+        patch.setenv("DATABASE_URL", url)  # for Settings, and for servers the tests start
+        yield url
+
+
+@pytest.fixture(autouse=True)
+def no_jobs_carried_over(database_for_the_run: str) -> Iterator[None]:
+    """The next test's app would resume this test's unfinished jobs: forget them all."""
+    yield
+    delete_jobs(database_for_the_run)
+{%- endif %}
+{%- if cookiecutter.use_redis %}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def redis_for_the_run() -> Iterator[redis.Redis]:
+    """Redis at REDIS_URL, required (skipped without it, failed in CI); cleaned after."""
+    url = make_settings().redis_url
+    client = redis.Redis.from_url(url, socket_timeout=5)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        client.close()
+        message = f"Redis at {url} does not answer ({exc}); start it or set REDIS_URL"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    yield client
+    for key in client.scan_iter(match=f"*{REDIS_RUN_PREFIX}*", count=1000):
+        client.delete(key)
+    client.close()
+
+
+@contextmanager
+def job_worker(settings: Settings) -> Iterator[None]:
+    """A worker like `python -m {{ cookiecutter.project_slug }} worker` beside the app under test."""
+    stop = asyncio.Event()
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_until_complete, args=(serve_jobs(settings, stop),))
+    thread.start()
+    try:
+        yield
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(timeout=30)
+        loop.close()
+{%- else %}
+
+
+def job_worker(settings: Settings) -> AbstractContextManager[None]:
+    """Jobs run inside the app: there is no worker to start."""
+    return nullcontext()
+{%- endif %}
 
 
 @pytest.fixture

@@ -15,8 +15,9 @@ from fastapi.testclient import TestClient
 from {{ cookiecutter.project_slug }}.core.cpu import CPUPool
 from {{ cookiecutter.project_slug }}.llm.tokens import count_tokens
 from {{ cookiecutter.project_slug }}.main import create_app
+from {{ cookiecutter.project_slug }}.settings import Settings
 
-from .conftest import AUTH, make_settings, parse_sse, upstream_settings
+from .conftest import AUTH, job_worker, make_settings, parse_sse, upstream_settings
 from .servers import serve
 from .upstream import Behaviour, Upstream
 
@@ -119,13 +120,14 @@ def wait_for_job(client: TestClient, location: str, headers: dict[str, str] = AU
     pytest.fail(f"job {location} did not finish")
 
 
-def test_job_is_accepted_then_polled_to_its_result(client: TestClient) -> None:
+def test_job_is_accepted_then_polled_to_its_result(client: TestClient, settings: Settings) -> None:
     response = client.post("/api/v1/jobs", json={"prompt": "later", "max_tokens": 6}, headers=AUTH)
     assert response.status_code == 202
     job = response.json()
     assert job["status"] in {"queued", "running", "succeeded"}
     assert response.headers["Location"] == f"/api/v1/jobs/{job['id']}"
-    done = wait_for_job(client, response.headers["Location"])
+    with job_worker(settings):
+        done = wait_for_job(client, response.headers["Location"])
     assert done["status"] == "succeeded"
     assert done["result"]["tokens_used"] == 6
     assert done["finished_at"] >= done["created_at"]
@@ -134,7 +136,7 @@ def test_job_is_accepted_then_polled_to_its_result(client: TestClient) -> None:
 def test_jobs_of_others_do_not_exist(client: TestClient) -> None:
     other_key = "sk-other-0123456789abcdef"
     settings = make_settings(api_keys=f"{AUTH['Authorization'][7:]},{other_key}")
-    with TestClient(create_app(settings)) as two_keys:
+    with job_worker(settings), TestClient(create_app(settings)) as two_keys:
         location = two_keys.post("/api/v1/jobs", json={"prompt": "mine"}, headers=AUTH).headers[
             "Location"
         ]
@@ -156,7 +158,7 @@ def test_concurrent_submissions_run_each_job_exactly_once(
             )
 
     settings = upstream_settings(upstream_url, job_workers=3)
-    with serve(create_app(settings)) as base_url:
+    with job_worker(settings), serve(create_app(settings)) as base_url:
         accepted = asyncio.run(submit_all(base_url))
         assert {r.status_code for r in accepted} == {202}
         ids = {r.json()["id"] for r in accepted}

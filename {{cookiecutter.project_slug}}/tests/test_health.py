@@ -22,7 +22,11 @@ def test_probes_answer_without_auth(client: TestClient) -> None:
     assert client.get("/health/live").json() == {"status": "ok"}
     ready = client.get("/health/ready")
     assert ready.status_code == 200
-    assert ready.json() == {"status": "ok", "checks": {"provider": "ok", "jobs": "ok"}}
+{%- set checks = ["provider", "jobs"] %}
+{%- if cookiecutter.use_redis %}{% set checks = ["redis"] + checks %}{% endif %}
+{%- if cookiecutter.database != "none" %}{% set checks = ["database"] + checks %}{% endif %}
+    checks = dict.fromkeys({{ checks | tojson }}, "ok")
+    assert ready.json() == {"status": "ok", "checks": checks}
     summary = client.get("/health").json()
     assert summary["status"] == "ok"
     assert summary["version"] == __version__

@@ -19,8 +19,11 @@ from .core.cpu import CPUPool
 from .core.errors import install_error_handlers
 from .core.lifecycle import Lifecycle
 from .core.logging import configure_logging, get_logger
+{%- if cookiecutter.database != "none" %}
+from .db.errors import install_database_error_handler
+{%- endif %}
 {%- if cookiecutter.use_redis %}
-from .jobs.arq_queue import ArqJobQueue
+from .jobs.redis_queue import RedisJobQueue
 {%- else %}
 from .jobs.memory import InProcessJobQueue
 from .jobs.runner import JobRunner
@@ -51,7 +54,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         stack.callback(cpu.close)
 {%- if cookiecutter.use_redis %}
         # Jobs run in the worker process: `python -m {{ cookiecutter.project_slug }} worker`.
-        jobs = await stack.enter_async_context(ArqJobQueue.connected(settings, services.job_store))
+        jobs = RedisJobQueue(services.redis, services.job_store, settings)
+        stack.push_async_callback(jobs.aclose)
 {%- else %}
         jobs = InProcessJobQueue(
             services.job_store,
@@ -90,6 +94,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.lifecycle = Lifecycle()
 
     install_error_handlers(app)
+{%- if cookiecutter.database != "none" %}
+    install_database_error_handler(app)
+{%- endif %}
     app.include_router(root.router)
     app.include_router(health.router)
     app.include_router(generate.router)

@@ -11,12 +11,9 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 {%- if cookiecutter.use_redis %}
 from functools import partial
-{%- endif %}
 
-{%- if cookiecutter.use_redis %}
 from redis.asyncio import Redis
 {%- endif %}
-
 {%- if cookiecutter.use_redis %}
 
 from .core.cache import ResponseCache
@@ -90,7 +87,7 @@ async def open_services(settings: Settings, lifecycle: Lifecycle) -> AsyncIterat
         stack.push_async_callback(cache.aclose)
 {%- if cookiecutter.database != "none" %}
         generation = GenerationService(provider, cache, recorder)
-        job_store: JobStore = SQLJobStore(database)
+        job_store: JobStore = SQLJobStore(database, retention_s=settings.job_retention_s)
 {%- elif cookiecutter.use_redis %}
         generation = GenerationService(provider, cache)
         job_store: JobStore = RedisJobStore(

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import uuid
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Header, Request, Response
-from fastapi.sse import EventSourceResponse, ServerSentEvent
+from fastapi import APIRouter, Request, Response
+from fastapi.sse import EventSourceResponse
 
 from ..core.errors import APIError, error_detail
 from ..llm.base import FinishReason, Usage
@@ -27,10 +27,17 @@ from ..schemas.generate import (
     UsageInfo,
 )
 from .deps import CPUPoolDep, GenerationServiceDep, PrincipalDep, SettingsDep
-from .streaming import SSE_RESPONSES, cancel_on_disconnect, open_stream, sse_response, stream_events
+from .streaming import (
+    SSE_RESPONSES,
+    cancel_on_disconnect,
+    open_stream,
+    sse,
+    sse_response,
+    stream_events,
+    wants_fresh,
+)
 
 router = APIRouter(prefix="/api/v1", tags=["generation"], responses=ERROR_RESPONSES)
-CacheControlHeader = Annotated[str | None, Header(alias="Cache-Control", include_in_schema=False)]
 
 
 @router.post("/generate", summary="Generate text from a prompt")
@@ -41,9 +48,8 @@ async def generate(
     service: GenerationServiceDep,
     settings: SettingsDep,
     _: PrincipalDep,
-    cache_control: CacheControlHeader = None,
 ) -> GenerateResponse:
-    no_cache = "no-cache" in (cache_control or "").lower()
+    no_cache = wants_fresh(request)
     result = await cancel_on_disconnect(
         request, service.generate(body, settings.llm_model, no_cache=no_cache)
     )
@@ -58,13 +64,13 @@ class NativeStream:
     id: str
     model: str
 
-    def start(self) -> list[ServerSentEvent]:
+    def start(self) -> list[bytes]:
         return []
 
-    def delta(self, text: str) -> ServerSentEvent:
-        return ServerSentEvent(event="delta", data={"text": text})
+    def delta(self, text: str) -> bytes:
+        return sse({"text": text}, event="delta")
 
-    def finish(self, reason: FinishReason, usage: Usage | None) -> list[ServerSentEvent]:
+    def finish(self, reason: FinishReason, usage: Usage | None) -> list[bytes]:
         done = StreamDone(
             id=self.id,
             model=self.model,
@@ -72,10 +78,10 @@ class NativeStream:
             tokens_used=usage.completion_tokens if usage else 0,
             usage=UsageInfo.of(usage) if usage else None,
         )
-        return [ServerSentEvent(event="done", data=done)]
+        return [sse(done.model_dump_json(), event="done")]
 
-    def error(self, body: dict[str, Any]) -> ServerSentEvent:
-        return ServerSentEvent(event="error", data=body)
+    def error(self, body: dict[str, Any]) -> bytes:
+        return sse(body, event="error")
 
 
 @router.post(

@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Header, Request, Response
-from fastapi.sse import EventSourceResponse, ServerSentEvent
+from fastapi import APIRouter, Request, Response
+from fastapi.sse import EventSourceResponse
 
 from ..core.errors import APIError
 from ..llm.base import ChatMessage, Completion, FinishReason, GenerationRequest, Usage
@@ -32,15 +32,23 @@ from ..schemas.openai import (
 )
 from ..settings import Settings
 from .deps import GenerationServiceDep, PrincipalDep, ProviderDep, SettingsDep
-from .streaming import SSE_RESPONSES, cancel_on_disconnect, open_stream, sse_response, stream_events
+from .streaming import (
+    DONE,
+    SSE_RESPONSES,
+    cancel_on_disconnect,
+    open_stream,
+    sse,
+    sse_response,
+    stream_events,
+    wants_fresh,
+)
 
 router = APIRouter(prefix="/v1", tags=["openai-compatible"], responses=ERROR_RESPONSES)
-CacheControlHeader = Annotated[str | None, Header(alias="Cache-Control", include_in_schema=False)]
 DEFAULT_MAX_TOKENS = 1024
 
 
-def event(chunk: ChatCompletionChunk | TextCompletion) -> ServerSentEvent:
-    return ServerSentEvent(raw_data=chunk.model_dump_json())
+def event(chunk: ChatCompletionChunk | TextCompletion) -> bytes:
+    return sse(chunk.model_dump_json())
 
 
 @dataclass
@@ -52,7 +60,7 @@ class ChatStream:
     model: str
     include_usage: bool
 
-    def _chunk(self, choices: list[ChunkChoice], usage: Usage | None = None) -> ServerSentEvent:
+    def _chunk(self, choices: list[ChunkChoice], usage: Usage | None = None) -> bytes:
         return event(
             ChatCompletionChunk(
                 id=self.id,
@@ -63,27 +71,27 @@ class ChatStream:
             )
         )
 
-    def start(self) -> list[ServerSentEvent]:
+    def start(self) -> list[bytes]:
         return [self._chunk([ChunkChoice(delta=ChunkDelta(role="assistant", content=""))])]
 
-    def delta(self, text: str) -> ServerSentEvent:
+    def delta(self, text: str) -> bytes:
         return self._chunk([ChunkChoice(delta=ChunkDelta(content=text))])
 
-    def finish(self, reason: FinishReason, usage: Usage | None) -> list[ServerSentEvent]:
+    def finish(self, reason: FinishReason, usage: Usage | None) -> list[bytes]:
         events = [self._chunk([ChunkChoice(delta=ChunkDelta(), finish_reason=reason)])]
         if self.include_usage and usage is not None:
             events.append(self._chunk([], usage))
-        return [*events, ServerSentEvent(raw_data="[DONE]")]
+        return [*events, DONE]
 
-    def error(self, body: dict[str, Any]) -> ServerSentEvent:
-        return ServerSentEvent(data=body)
+    def error(self, body: dict[str, Any]) -> bytes:
+        return sse(body)
 
 
 @dataclass
 class TextStream(ChatStream):
     """`text_completion` events, as `/v1/completions` streams them."""
 
-    def _text(self, choices: list[TextChoice], usage: Usage | None = None) -> ServerSentEvent:
+    def _text(self, choices: list[TextChoice], usage: Usage | None = None) -> bytes:
         return event(
             TextCompletion(
                 id=self.id,
@@ -94,17 +102,17 @@ class TextStream(ChatStream):
             )
         )
 
-    def start(self) -> list[ServerSentEvent]:
+    def start(self) -> list[bytes]:
         return []
 
-    def delta(self, text: str) -> ServerSentEvent:
+    def delta(self, text: str) -> bytes:
         return self._text([TextChoice(text=text, finish_reason=None)])
 
-    def finish(self, reason: FinishReason, usage: Usage | None) -> list[ServerSentEvent]:
+    def finish(self, reason: FinishReason, usage: Usage | None) -> list[bytes]:
         events = [self._text([TextChoice(text="", finish_reason=reason)])]
         if self.include_usage and usage is not None:
             events.append(self._text([], usage))
-        return [*events, ServerSentEvent(raw_data="[DONE]")]
+        return [*events, DONE]
 
 
 async def checked_model(provider: ProviderDep, model: str) -> str:
@@ -127,7 +135,6 @@ async def run(
     generation: GenerationRequest,
     body: CompletionParams,
     fmt: ChatStream,
-    cache_control: str | None,
 ) -> Completion | EventSourceResponse:
     """A stream (as `fmt` spells it) or a whole completion, as the request asks."""
     if body.stream:
@@ -135,8 +142,7 @@ async def run(
         first = await open_stream(request, chunks)
         events = stream_events(first, chunks, fmt)
         return sse_response(events, ping_interval_s=settings.sse_ping_interval_s)
-    no_cache = "no-cache" in (cache_control or "").lower()
-    policy = CachePolicy.for_request(generation, opt_in=body.cache, no_cache=no_cache)
+    policy = CachePolicy.for_request(generation, opt_in=body.cache, no_cache=wants_fresh(request))
     completion, cached = await cancel_on_disconnect(request, service.complete(generation, policy))
     response.headers["X-Cache"] = "HIT" if cached else "MISS"
     return completion
@@ -163,7 +169,6 @@ async def chat_completions(
     provider: ProviderDep,
     settings: SettingsDep,
     _: PrincipalDep,
-    cache_control: CacheControlHeader = None,
 ) -> ChatCompletion | EventSourceResponse:
     model = await checked_model(provider, body.model)
     generation = GenerationRequest(
@@ -176,7 +181,7 @@ async def chat_completions(
     )
     completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
     fmt = ChatStream(completion_id, created, model, body.include_usage)
-    result = await run(request, response, service, settings, generation, body, fmt, cache_control)
+    result = await run(request, response, service, settings, generation, body, fmt)
     if not isinstance(result, Completion):
         return result
     completion = result
@@ -208,7 +213,6 @@ async def completions(
     provider: ProviderDep,
     settings: SettingsDep,
     _: PrincipalDep,
-    cache_control: CacheControlHeader = None,
 ) -> TextCompletion | EventSourceResponse:
     model = await checked_model(provider, body.model)
     generation = GenerationRequest(
@@ -221,7 +225,7 @@ async def completions(
     )
     completion_id, created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
     fmt = TextStream(completion_id, created, model, body.include_usage)
-    result = await run(request, response, service, settings, generation, body, fmt, cache_control)
+    result = await run(request, response, service, settings, generation, body, fmt)
     if not isinstance(result, Completion):
         return result
     completion = result

@@ -1,16 +1,19 @@
-"""Helpers for long-running responses: Server-Sent Events and client disconnects."""
+"""Helpers for long-running responses: Server-Sent Events and client disconnects.
+
+These run for every token and every request, so they avoid per-event work: events
+are encoded once to bytes, a stream costs one producer task (not one per event), and
+a request one watcher task.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
-from contextlib import suppress
+from collections.abc import AsyncGenerator, Awaitable
 from typing import Any, Protocol, TypeVar
 
 from fastapi import Request
-from fastapi.encoders import jsonable_encoder
-from fastapi.sse import KEEPALIVE_COMMENT, EventSourceResponse, ServerSentEvent, format_sse_event
+from fastapi.sse import KEEPALIVE_COMMENT, EventSourceResponse, format_sse_event
 
 from ..core.errors import APIError, error_body
 from ..core.logging import get_logger
@@ -21,50 +24,59 @@ T = TypeVar("T")
 SSE_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/event-stream": {}}, "description": "Streamed as Server-Sent Events"}
 }
+DONE = format_sse_event(data_str="[DONE]")
 logger = get_logger(__name__)
 
 
-def encode_event(event: ServerSentEvent) -> bytes:
-    data = event.raw_data
-    if data is None and event.data is not None:
-        data = json.dumps(jsonable_encoder(event.data), separators=(",", ":"))
-    return format_sse_event(data_str=data, event=event.event, id=event.id, comment=event.comment)
+def sse(data: Any, *, event: str | None = None) -> bytes:
+    """One Server-Sent Event: `data` as compact JSON (a str is sent as it is)."""
+    text = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"))
+    return format_sse_event(data_str=text, event=event)
 
 
 async def with_heartbeat(
-    events: AsyncIterator[ServerSentEvent], interval_s: float
-) -> AsyncIterator[bytes]:
-    """Encode events, sending a keep-alive comment whenever the source is idle.
+    events: AsyncGenerator[bytes, None], interval_s: float
+) -> AsyncGenerator[bytes, None]:
+    """Pass events on, sending a keep-alive comment whenever the source is quiet.
 
     Proxies and load balancers close connections that stay silent, and a model can
-    think for a long time before its first token.
+    think for a long time between tokens. A producer task fills a small queue, so the
+    timeout never cancels the source itself.
     """
-    pending: asyncio.Future[ServerSentEvent] | None = None
+    queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=16)
+
+    async def produce() -> None:
+        try:
+            async for event in events:
+                await queue.put(event)
+        except asyncio.CancelledError:
+            raise  # the consumer is gone: nobody waits for the end mark
+        except BaseException:
+            await queue.put(None)
+            raise
+        finally:
+            await events.aclose()
+        await queue.put(None)  # the end
+
+    producer = asyncio.create_task(produce())
     try:
         while True:
-            if pending is None:
-                pending = asyncio.ensure_future(anext(events))
-            done, _ = await asyncio.wait({pending}, timeout=interval_s)
-            if not done:
+            try:
+                async with asyncio.timeout(interval_s):
+                    event = await queue.get()
+            except TimeoutError:
                 yield KEEPALIVE_COMMENT
                 continue
-            try:
-                event = pending.result()
-            except StopAsyncIteration:
-                return
-            pending = None
-            yield encode_event(event)
+            if event is None:
+                break
+            yield event
+        await producer  # re-raises what the source raised
     finally:
-        if pending is not None and not pending.done():
-            pending.cancel()
-            with suppress(asyncio.CancelledError, StopAsyncIteration):
-                await pending
-        if hasattr(events, "aclose"):
-            await events.aclose()
+        producer.cancel()
 
 
 def sse_response(
-    events: AsyncIterator[ServerSentEvent], *, ping_interval_s: float
+    events: AsyncGenerator[bytes, None], *, ping_interval_s: float
 ) -> EventSourceResponse:
     response = EventSourceResponse(with_heartbeat(events, ping_interval_s))
     response.headers["Cache-Control"] = "no-cache"
@@ -72,9 +84,9 @@ def sse_response(
     return response
 
 
-async def wait_for_disconnect(request: Request) -> None:
-    while (await request.receive())["type"] != "http.disconnect":
-        pass
+def wants_fresh(request: Request) -> bool:
+    """`Cache-Control: no-cache`: the caller wants a new answer, not a cached one."""
+    return "no-cache" in request.headers.get("cache-control", "").lower()
 
 
 class ClientDisconnectedError(APIError):
@@ -83,21 +95,45 @@ class ClientDisconnectedError(APIError):
         super().__init__(499, "The client closed the connection.", code="client_closed_request")
 
 
+# Most answers are done before this: they never pay for a watcher task.
+DISCONNECT_WATCH_DELAY_S = 0.05
+
+
 async def cancel_on_disconnect(request: Request, work: Awaitable[T]) -> T:
-    """Await `work`, cancelling it if the client goes away first (the upstream call too)."""
-    task = asyncio.ensure_future(work)
-    watcher = asyncio.ensure_future(wait_for_disconnect(request))
-    try:
-        done, _ = await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        watcher.cancel()
-        if not task.done():
+    """Await `work`, cancelling it (and so its upstream call) if the client goes away.
+
+    A watcher task listens for the client's disconnect, started only once the work
+    has run for DISCONNECT_WATCH_DELAY_S.
+    """
+    task = asyncio.current_task()
+    assert task is not None  # noqa: S101 - always inside a request task
+    state = {"running": True, "disconnected": False}
+    watchers: list[asyncio.Task[None]] = []
+
+    async def watch() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+        if state["running"]:
+            state["disconnected"] = True
             task.cancel()
-            with suppress(asyncio.CancelledError, Exception):
-                await task
-    if task not in done:
-        raise ClientDisconnectedError
-    return task.result()
+
+    def start_watching() -> None:
+        if state["running"]:
+            watchers.append(asyncio.create_task(watch()))
+
+    timer = asyncio.get_running_loop().call_later(DISCONNECT_WATCH_DELAY_S, start_watching)
+    try:
+        return await work
+    except asyncio.CancelledError:
+        if not state["disconnected"]:
+            raise
+        task.uncancel()
+        raise ClientDisconnectedError from None
+    finally:
+        state["running"] = False
+        timer.cancel()
+        for watcher in watchers:
+            watcher.cancel()
 
 
 async def open_stream(
@@ -112,29 +148,29 @@ async def open_stream(
 
 
 class StreamFormat(Protocol):
-    """How one API spells a stream: the events for its start, each text delta, the end."""
+    """How one API spells a stream: the events of its start, of a text delta, of its end."""
 
-    def start(self) -> list[ServerSentEvent]: ...
+    def start(self) -> list[bytes]: ...
 
-    def delta(self, text: str) -> ServerSentEvent: ...
+    def delta(self, text: str) -> bytes: ...
 
-    def finish(self, reason: FinishReason, usage: Usage | None) -> list[ServerSentEvent]: ...
+    def finish(self, reason: FinishReason, usage: Usage | None) -> list[bytes]: ...
 
-    def error(self, body: dict[str, Any]) -> ServerSentEvent: ...
+    def error(self, body: dict[str, Any]) -> bytes: ...
 
 
 async def stream_events(
-    first: CompletionChunk, chunks: AsyncIterator[CompletionChunk], fmt: StreamFormat
-) -> AsyncIterator[ServerSentEvent]:
+    first: CompletionChunk, chunks: AsyncGenerator[CompletionChunk, None], fmt: StreamFormat
+) -> AsyncGenerator[bytes, None]:
     """Events for a stream whose first chunk has arrived.
 
     A failure after that point can no longer change the status code: it becomes an
     error event, and the stream ends.
     """
-    for event in fmt.start():
-        yield event
-    last = first
     try:
+        for event in fmt.start():
+            yield event
+        last = first
         if first.text:
             yield fmt.delta(first.text)
         async for chunk in chunks:
@@ -146,5 +182,7 @@ async def stream_events(
         logger.warning("stream failed after first token", error=exc.message)
         yield fmt.error(error_body(status, exc.message, code=exc.code))
         return
+    finally:
+        await chunks.aclose()
     for event in fmt.finish(last.finish_reason or "stop", last.usage):
         yield event

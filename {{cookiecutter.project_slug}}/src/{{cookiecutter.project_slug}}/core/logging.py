@@ -40,6 +40,7 @@ def configure_logging(level: str = "INFO", fmt: Literal["json", "console"] = "js
 
     structlog.configure(
         processors=[
+            structlog.stdlib.filter_by_level,  # below LOG_LEVEL: dropped before any work
             *SHARED_PROCESSORS,
             structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
         ],

@@ -7,23 +7,22 @@
   decides whether it closes again. Readiness reports it.
 - Retries (tenacity): jittered exponential backoff that honours `Retry-After`, only for
   retryable failures, and for streams only before the first token reaches the caller.
+
+Every request passes through here, so the path of a healthy call stays cheap: no
+timer unless the bulkhead is full, no retry controller unless a call has failed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from typing import Literal
+from functools import partial
+from typing import Literal, TypeVar
 
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception,
-    stop_after_attempt,
-    wait_random_exponential,
-)
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from ..core.logging import get_logger
 from .base import Completion, CompletionChunk, GenerationRequest, Provider
@@ -36,6 +35,7 @@ from .errors import (
 )
 
 logger = get_logger(__name__)
+T = TypeVar("T")
 BreakerState = Literal["closed", "open", "half_open"]
 
 
@@ -131,21 +131,26 @@ class ResilientProvider:
         self.max_concurrency = max_concurrency
         self.queue_timeout_s = queue_timeout_s
         self.max_retry_after_s = max_retry_after_s
-        self._backoff = wait_random_exponential(multiplier=backoff_base_s, max=backoff_max_s)
+        self.backoff_base_s = backoff_base_s
+        self.backoff_max_s = backoff_max_s
         self._slots = asyncio.Semaphore(max_concurrency)
         self.in_flight = 0
 
     # -- bulkhead -------------------------------------------------------------------
     @asynccontextmanager
     async def _slot(self) -> AsyncIterator[None]:
-        try:
-            await asyncio.wait_for(self._slots.acquire(), self.queue_timeout_s)
-        except TimeoutError:
-            raise OverloadedError(
-                f"All {self.max_concurrency} model slots stayed busy for "
-                f"{self.queue_timeout_s:g} s; try again shortly.",
-                retry_after=1.0,
-            ) from None
+        if self.in_flight >= self.max_concurrency:  # only a full bulkhead pays for a timer
+            try:
+                async with asyncio.timeout(self.queue_timeout_s):
+                    await self._slots.acquire()
+            except TimeoutError:
+                raise OverloadedError(
+                    f"All {self.max_concurrency} model slots stayed busy for "
+                    f"{self.queue_timeout_s:g} s; try again shortly.",
+                    retry_after=1.0,
+                ) from None
+        else:
+            await self._slots.acquire()
         self.in_flight += 1
         try:
             yield
@@ -160,39 +165,63 @@ class ResilientProvider:
         # An upstream that asks for a long pause is better reported than waited on.
         return exc.retry_after is None or exc.retry_after <= self.max_retry_after_s
 
-    def _wait(self, state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome else None
+    def _delay(self, exc: BaseException | None, retry: int) -> float:
+        """Retry-After when the upstream gave one, else exponential backoff, fully jittered."""
         if isinstance(exc, ProviderError) and exc.retry_after is not None:
             return exc.retry_after
-        return float(self._backoff(state))
+        ceiling = min(self.backoff_max_s, self.backoff_base_s * 2**retry)
+        return random.uniform(0, ceiling)  # noqa: S311 - jitter, not crypto
 
-    def _log_retry(self, state: RetryCallState) -> None:
+    def _wait(self, state: RetryCallState) -> float:
+        # tenacity's attempt 1 is our second try (see _retried).
         exc = state.outcome.exception() if state.outcome else None
+        return self._delay(exc, state.attempt_number + 1)
+
+    def _log_retry(self, exc: BaseException | None, attempt: int, wait_s: float) -> None:
         logger.warning(
             "retrying upstream call",
-            attempt=state.attempt_number,
+            attempt=attempt,
             error=type(exc).__name__,
-            wait_s=round(state.upcoming_sleep, 3),
+            wait_s=round(wait_s, 3),
         )
 
-    def _retrying(self) -> AsyncRetrying:
-        return AsyncRetrying(
-            stop=stop_after_attempt(self.max_retries + 1),
+    async def _retried(self, call: Callable[[], Awaitable[T]]) -> T:
+        """`call` under the breaker, retried on retryable failures.
+
+        The first try runs bare: most calls succeed, and a retry controller per call
+        would cost every request. tenacity takes over after a retryable failure.
+        """
+        try:
+            with self.breaker.guard():
+                return await call()
+        except ProviderError as exc:
+            if self.max_retries == 0 or not self._should_retry(exc):
+                raise
+            wait_s = self._delay(exc, 1)
+            self._log_retry(exc, 1, wait_s)
+            await asyncio.sleep(wait_s)
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.max_retries),
             wait=self._wait,
             retry=retry_if_exception(self._should_retry),
-            before_sleep=self._log_retry,
+            before_sleep=lambda state: self._log_retry(
+                state.outcome.exception() if state.outcome else None,
+                state.attempt_number + 1,
+                state.upcoming_sleep,
+            ),
             reraise=True,
         )
+        async for attempt in retrying:
+            with attempt, self.breaker.guard():
+                return await call()
+        raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
 
     # -- Provider -------------------------------------------------------------------
     async def complete(self, request: GenerationRequest) -> Completion:
         async with self._slot():
-            async for attempt in self._retrying():
-                with attempt, self.breaker.guard():
-                    completion = await self.provider.complete(request)
-                    self.breaker.record_success()
-                    return completion
-        raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
+            completion = await self._retried(partial(self.provider.complete, request))
+            self.breaker.record_success()
+            return completion
 
     async def stream(self, request: GenerationRequest) -> AsyncGenerator[CompletionChunk, None]:
         async with self._slot():
@@ -210,20 +239,22 @@ class ResilientProvider:
         self, request: GenerationRequest
     ) -> tuple[AsyncGenerator[CompletionChunk, None], CompletionChunk]:
         """Start a stream and wait for its first chunk, retrying until one arrives."""
-        async for attempt in self._retrying():
-            with attempt, self.breaker.guard():
-                chunks = self.provider.stream(request)
-                try:
-                    first = await anext(chunks)
-                except StopAsyncIteration:
-                    empty = UpstreamBadResponseError("The model server sent an empty stream.")
-                    raise empty from None
-                except BaseException:
-                    await chunks.aclose()
-                    raise
-                self.breaker.record_success()  # a first token shows the upstream is serving
-                return chunks, first
-        raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
+
+        async def first_chunk() -> tuple[AsyncGenerator[CompletionChunk, None], CompletionChunk]:
+            chunks = self.provider.stream(request)
+            try:
+                first = await anext(chunks)
+            except StopAsyncIteration:
+                empty = UpstreamBadResponseError("The model server sent an empty stream.")
+                raise empty from None
+            except BaseException:
+                await chunks.aclose()
+                raise
+            return chunks, first
+
+        opened = await self._retried(first_chunk)
+        self.breaker.record_success()  # a first token shows the upstream is serving
+        return opened
 
     async def list_models(self) -> list[str]:
         return await self.provider.list_models()

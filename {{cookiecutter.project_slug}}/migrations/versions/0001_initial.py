@@ -1,0 +1,68 @@
+"""The generation log and the job records.
+
+Revision ID: 0001
+Revises:
+Create Date: 2025-11-27 00:00:00
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.dialects import postgresql
+
+revision: str = "0001"
+down_revision: str | Sequence[str] | None = None
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+Document = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+Identifier = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+def upgrade() -> None:
+    op.create_table(
+        "generation_log",
+        sa.Column("id", Identifier, autoincrement=True, nullable=False),
+        sa.Column("principal", sa.String(length=255), nullable=False),
+        sa.Column("request_id", sa.String(length=128), nullable=True),
+        sa.Column("model", sa.String(length=255), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("prompt_tokens", sa.Integer(), nullable=False),
+        sa.Column("completion_tokens", sa.Integer(), nullable=False),
+        sa.Column("latency_ms", sa.Float(), nullable=False),
+        sa.Column("cached", sa.Boolean(), nullable=False),
+        sa.Column("streamed", sa.Boolean(), nullable=False),
+        sa.Column("error_code", sa.String(length=64), nullable=True),
+        sa.Column("prompt", sa.Text(), nullable=True),
+        sa.Column("completion", sa.Text(), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_generation_log")),
+    )
+    op.create_index(
+        "ix_generation_log_principal_created",
+        "generation_log",
+        ["principal", "created_at", "id"],
+    )
+    op.create_table(
+        "jobs",
+        sa.Column("id", sa.String(length=64), nullable=False),
+        sa.Column("owner", sa.String(length=255), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("request", Document, nullable=False),
+        sa.Column("result", Document, nullable=True),
+        sa.Column("error", Document, nullable=True),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_jobs")),
+    )
+    op.create_index("ix_jobs_status_created", "jobs", ["status", "created_at"])
+
+
+def downgrade() -> None:
+    op.drop_index("ix_jobs_status_created", table_name="jobs")
+    op.drop_table("jobs")
+    op.drop_index("ix_generation_log_principal_created", table_name="generation_log")
+    op.drop_table("generation_log")

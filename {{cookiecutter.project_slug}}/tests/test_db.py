@@ -1,0 +1,382 @@
+"""The database module: migrations, the generation log, durable jobs, and outages.
+
+Every test runs against the run's throwaway database (see `database_for_the_run`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic import command
+from fastapi import APIRouter
+from fastapi.testclient import TestClient
+from sqlalchemy import Executable, func, insert, select
+
+from {{ cookiecutter.project_slug }}.api.deps import SessionDep
+from {{ cookiecutter.project_slug }}.core.errors import APIError
+from {{ cookiecutter.project_slug }}.core.security import key_id
+{% if cookiecutter.database == "sqlite" -%}
+from {{ cookiecutter.project_slug }}.db.engine import async_url, open_database
+{% else -%}
+from {{ cookiecutter.project_slug }}.db.engine import SchemaMissingError, async_url, open_database
+{% endif -%}
+from {{ cookiecutter.project_slug }}.db.migrate import alembic_config, upgrade_database
+from {{ cookiecutter.project_slug }}.db.models import GenerationLog, JobRecord
+from {{ cookiecutter.project_slug }}.jobs.base import Job
+from {{ cookiecutter.project_slug }}.jobs.sql_store import SQLJobStore
+from {{ cookiecutter.project_slug }}.main import create_app
+from {{ cookiecutter.project_slug }}.settings import Settings
+
+from .conftest import AUTH, make_settings
+{%- if cookiecutter.database == "postgresql" %}
+from .db_postgresql import DatabaseSwitch, throwaway_database
+{%- else %}
+from .db_sqlite import DatabaseSwitch, throwaway_database
+{%- endif %}
+
+
+def new_key() -> str:
+    return f"sk-test-{uuid.uuid4().hex}"
+
+
+def auth(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not true within {timeout_s} s: {condition}")
+        time.sleep(0.05)
+
+
+def history(client: TestClient, key: str, **params: Any) -> list[dict[str, Any]]:
+    response = client.get("/api/v1/generations", params={"limit": 100, **params}, headers=auth(key))
+    assert response.status_code == 200, response.text
+    rows: list[dict[str, Any]] = response.json()["data"]
+    return rows
+
+
+def history_of(client: TestClient, key: str, count: int) -> list[dict[str, Any]]:
+    """The caller's history once it holds `count` rows (they are written in batches)."""
+    wait_for(lambda: len(history(client, key)) >= count)
+    return history(client, key)
+
+
+def query(settings: Settings, statement: Executable) -> list[Any]:
+    """Rows read straight from the database, outside any app."""
+
+    async def run() -> list[Any]:
+        async with open_database(settings) as database, database.session() as session:
+            return list((await session.execute(statement)).all())
+
+    return asyncio.run(run())
+
+
+@pytest.mark.parametrize(
+    ("given", "used"),
+    [
+        ("postgresql://app:secret@db:5432/app", "postgresql+asyncpg://app:secret@db:5432/app"),
+        ("postgres://app:secret@db/app", "postgresql+asyncpg://app:secret@db/app"),
+        ("postgresql+asyncpg://db/app", "postgresql+asyncpg://db/app"),
+        ("postgresql://db/app?sslmode=require", "postgresql+asyncpg://db/app?ssl=require"),
+        ("sqlite:///./data/app.db", "sqlite+aiosqlite:///./data/app.db"),
+        ("sqlite+aiosqlite:////var/lib/app.db", "sqlite+aiosqlite:////var/lib/app.db"),
+    ],
+)
+def test_the_async_driver_is_added_to_database_urls(given: str, used: str) -> None:
+    assert async_url(given).render_as_string(hide_password=False) == used
+
+
+def test_migrations_build_an_empty_database_that_matches_the_models(tmp_path: Path) -> None:
+    with throwaway_database(tmp_path) as url:
+        config = alembic_config(url)
+        command.upgrade(config, "head")
+        command.check(config)  # raises when the models and the migrations disagree
+        command.downgrade(config, "base")
+        command.upgrade(config, "head")
+
+
+def test_history_is_the_callers_own_newest_first_and_paginated() -> None:
+    alice, bob = new_key(), new_key()
+    with TestClient(create_app(make_settings(api_keys=f"{alice},{bob}"))) as client:
+        request_ids = []
+        for n in range(3):
+            body = {"prompt": f"native {n}", "max_tokens": 5}
+            response = client.post("/api/v1/generate", json=body, headers=auth(alice))
+            request_ids.append(response.headers["X-Request-ID"])
+        chat: dict[str, Any] = {
+            "model": "fake-model",
+            "messages": [{"role": "user", "content": "hi"}],
+        }
+        response = client.post("/v1/chat/completions", json=chat, headers=auth(alice))
+        assert response.status_code == 200
+        chat["stream"] = True
+        streamed = client.post("/v1/chat/completions", json=chat, headers=auth(alice))
+        assert streamed.text.endswith("data: [DONE]\n\n")
+        client.post("/api/v1/generate", json={"prompt": "bob's"}, headers=auth(bob))
+
+        rows = history_of(client, alice, 5)
+        assert len(rows) == 5
+        assert [row["streamed"] for row in rows] == [True, False, False, False, False]
+        assert [row["request_id"] for row in rows[2:]] == request_ids[::-1]
+        assert all(row["status"] == "ok" and row["model"] == "fake-model" for row in rows)
+        assert all(row["prompt"] is None and row["completion"] is None for row in rows)
+        assert [row["created_at"] for row in rows] == sorted(
+            (row["created_at"] for row in rows), reverse=True
+        )
+
+        pages, cursor = [], None
+        while True:
+            params = {"limit": 2} | ({"cursor": cursor} if cursor else {})
+            page = client.get("/api/v1/generations", params=params, headers=auth(alice)).json()
+            pages.append([row["id"] for row in page["data"]])
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+        assert [len(page) for page in pages] == [2, 2, 1]
+        assert [row_id for page in pages for row_id in page] == [row["id"] for row in rows]
+
+        assert len(history_of(client, bob, 1)) == 1
+
+    # A caller is stored as its key's id, never as the key itself.
+    principals = query(
+        make_settings(),
+        select(GenerationLog.principal, func.count())
+        .where(GenerationLog.principal.in_([alice, bob, key_id(alice), key_id(bob)]))
+        .group_by(GenerationLog.principal),
+    )
+    assert sorted(principals) == sorted([(key_id(alice), 5), (key_id(bob), 1)])
+
+
+def test_store_prompts_keeps_the_prompt_and_completion_text() -> None:
+    key = new_key()
+    with TestClient(create_app(make_settings(api_keys=key, store_prompts=True))) as client:
+        answer = client.post("/api/v1/generate", json={"prompt": "remember me"}, headers=auth(key))
+        (row,) = history_of(client, key, 1)
+    assert row["prompt"] == "remember me"
+    assert row["completion"] == answer.json()["text"]
+
+
+def test_history_needs_a_key_and_valid_parameters(client: TestClient) -> None:
+    assert client.get("/api/v1/generations").status_code == 401
+    for params, param in (
+        ({"limit": 0}, "limit"),
+        ({"limit": 101}, "limit"),
+        ({"cursor": "not-a-cursor"}, "cursor"),
+    ):
+        response = client.get("/api/v1/generations", params=params, headers=AUTH)
+        assert response.status_code == 422
+        assert response.json()["error"]["param"] == param
+
+
+def test_the_session_commits_on_success_and_rolls_back_on_error(settings: Settings) -> None:
+    router = APIRouter()
+
+    @router.post("/test/rows/{principal}")
+    async def write_row(principal: str, session: SessionDep, fail: str = "") -> dict[str, str]:
+        session.add(
+            GenerationLog(
+                principal=principal,
+                model="m",
+                status="ok",
+                prompt_tokens=1,
+                completion_tokens=1,
+                latency_ms=1.0,
+                cached=False,
+                streamed=False,
+                created_at=datetime.now(UTC),
+            )
+        )
+        await session.flush()  # the row is written, inside the request's transaction
+        if fail == "refused":
+            raise APIError(409, "Refused on purpose.", code="refused")
+        if fail == "crash":
+            raise RuntimeError("crashed on purpose")
+        if fail == "constraint":  # the database refuses the next statement
+            await session.execute(insert(JobRecord), [{"id": principal, "owner": None}])
+        return {"written": principal}
+
+    app = create_app(settings)
+    app.include_router(router)
+    outcomes = {"": (200, None), "refused": (409, "refused"), "crash": (500, "internal_error")}
+    outcomes["constraint"] = (500, "database_error")
+    markers = {fail: f"session-{fail or 'ok'}-{uuid.uuid4().hex[:8]}" for fail in outcomes}
+    with TestClient(app) as client:
+        for fail, (status, code) in outcomes.items():
+            response = client.post(f"/test/rows/{markers[fail]}", params={"fail": fail})
+            assert response.status_code == status, response.text
+            assert response.json().get("error", {}).get("code") == code
+    stored = query(
+        settings,
+        select(GenerationLog.principal).where(GenerationLog.principal.in_(markers.values())),
+    )
+    assert [row.principal for row in stored] == [markers[""]]
+
+
+def test_the_job_store_upserts_resumes_oldest_first_and_forgets_old_jobs() -> None:
+    now = time.time()
+    older = Job(owner="o", request={"prompt": "older"}, created_at=now - 30)
+    newer = Job(owner="o", request={"prompt": "newer"}, created_at=now - 20)
+    saved_first = Job(owner="o", request={"prompt": "saved"}, created_at=now - 10)
+
+    async def scenario() -> None:
+        async with open_database(make_settings()) as database:
+            store = SQLJobStore(database, retention_s=60, purge_interval_s=0)
+            await store.add(newer)
+            await store.add(older)
+            assert [job.id for job in await store.unfinished()] == [older.id, newer.id]
+
+            older.status, older.attempts, older.started_at = "running", 1, now - 125
+            await store.save(older)
+            older.status, older.finished_at = "succeeded", now - 120
+            older.result = {"text": "done", "usage": {"prompt_tokens": 1}}
+            await store.save(older)
+            stored = await store.get(older.id)
+            assert stored is not None
+            assert (stored.status, stored.result, stored.attempts) == ("succeeded", older.result, 1)
+            assert stored.finished_at == pytest.approx(older.finished_at, abs=1e-3)
+            assert stored.created_at == pytest.approx(older.created_at, abs=1e-3)
+            assert [job.id for job in await store.unfinished()] == [newer.id]
+
+            await store.save(saved_first)  # an upsert: inserted
+            assert await store.get(saved_first.id) is not None
+            await store.add(Job(owner="o", request={}))  # adding purges expired jobs
+            assert await store.get(older.id) is None
+            assert await store.get(newer.id) is not None
+
+    asyncio.run(scenario())
+{%- if not cookiecutter.use_redis %}
+
+
+def test_jobs_survive_a_restart_and_none_runs_twice() -> None:
+    key = new_key()
+    settings = make_settings(api_keys=key, fake_llm_token_latency_ms=40, job_workers=2)
+    with TestClient(create_app(settings)) as client:
+        ids = [
+            client.post(
+                "/api/v1/jobs", json={"prompt": f"job {n}", "max_tokens": 8}, headers=auth(key)
+            ).json()["id"]
+            for n in range(6)
+        ]
+
+        def status(job_id: str) -> str:
+            job: dict[str, Any] = client.get(f"/api/v1/jobs/{job_id}", headers=auth(key)).json()
+            return str(job["status"])
+
+        wait_for(lambda: "succeeded" in {status(job_id) for job_id in ids})
+        client.app_state["jobs"].shutdown_grace_s = 0  # stop now: running jobs are cut off
+
+    stopped: dict[str, JobRecord] = {
+        record.id: record
+        for (record,) in query(settings, select(JobRecord).where(JobRecord.id.in_(ids)))
+    }
+    done_before = {job_id for job_id, job in stopped.items() if job.status == "succeeded"}
+    assert done_before
+    assert len(done_before) < len(ids)
+    assert {job.status for job in stopped.values()} <= {"succeeded", "queued", "running"}
+
+    with TestClient(create_app(settings)) as client:
+
+        def finished() -> dict[str, dict[str, Any]]:
+            jobs = {i: client.get(f"/api/v1/jobs/{i}", headers=auth(key)).json() for i in ids}
+            return {i: job for i, job in jobs.items() if job["status"] == "succeeded"}
+
+        wait_for(lambda: len(finished()) == len(ids))
+        final = finished()
+
+    for job_id in done_before:  # finished before the stop: not run again
+        finished_at = datetime.fromisoformat(final[job_id]["finished_at"])
+        before = stopped[job_id].finished_at
+        assert before is not None
+        assert abs((finished_at - before).total_seconds()) < 0.001
+        assert stopped[job_id].attempts == 1
+    successes = query(
+        settings,
+        select(func.count())
+        .select_from(GenerationLog)
+        .where(GenerationLog.principal == key_id(key), GenerationLog.status == "ok"),
+    )
+    assert successes == [(len(ids),)]  # one successful generation per job, no more
+{%- endif %}
+
+
+def test_an_unreachable_database_is_a_503_and_the_service_recovers_by_itself(
+    tmp_path: Path, database_for_the_run: str
+) -> None:
+    key = new_key()
+    with DatabaseSwitch(database_for_the_run, tmp_path) as database:
+        settings = make_settings(
+            api_keys=key, database_url=database.url, db_pool_timeout_s=2, db_statement_timeout_s=2
+        )
+        with TestClient(create_app(settings)) as client:
+            assert client.get("/health/ready").status_code == 200
+            assert history(client, key) == []
+
+            database.cut()
+            started = time.monotonic()
+            ready = client.get("/health/ready")
+            assert time.monotonic() - started < 2.5
+            assert ready.status_code == 503
+            assert database.symptom in ready.json()["checks"]["database"]
+            response = client.get("/api/v1/generations", headers=auth(key))
+            assert response.status_code == 503
+            assert response.json()["error"]["code"] == "database_unavailable"
+            assert response.headers["Retry-After"]
+            job = client.post("/api/v1/jobs", json={"prompt": "later"}, headers=auth(key))
+            assert job.status_code == 503
+            assert job.headers["Retry-After"]
+            job = client.get("/api/v1/jobs/job-0", headers=auth(key))
+            assert job.status_code == 503
+            assert job.json()["error"]["code"] == "database_unavailable"
+            # What does not need the database still works; its log row waits.
+            started = time.monotonic()
+            body = {"prompt": "meanwhile"}
+            answer = client.post("/api/v1/generate", json=body, headers=auth(key))
+            assert answer.status_code == 200
+            assert time.monotonic() - started < 1
+
+            database.restore()
+            wait_for(lambda: client.get("/health/ready").status_code == 200)
+            (row,) = history_of(client, key, 1)
+            assert row["request_id"] == answer.headers["X-Request-ID"]
+
+
+{%- if cookiecutter.database == "sqlite" %}
+
+
+def test_a_new_database_file_is_created_and_migrated_at_startup(tmp_path: Path) -> None:
+    with throwaway_database(tmp_path) as url:
+        app = create_app(make_settings(database_url=url))
+        with TestClient(app) as client:
+            assert client.get("/health/ready").json()["checks"]["database"] == "ok"
+{%- else %}
+
+
+def test_the_service_refuses_a_database_that_was_never_migrated(tmp_path: Path) -> None:
+    with throwaway_database(tmp_path) as url:
+        app = create_app(make_settings(database_url=url))
+        with pytest.raises(SchemaMissingError, match="migrate"), TestClient(app):
+            pass
+{%- endif %}
+
+
+def test_readiness_names_a_database_that_lost_its_schema(tmp_path: Path) -> None:
+    with throwaway_database(tmp_path) as url:
+        upgrade_database(url)
+
+        async def readiness() -> str | None:
+            async with open_database(make_settings(database_url=url)) as database:
+                async with database.engine.begin() as connection:
+                    await connection.exec_driver_sql("DROP TABLE alembic_version")
+                return await database.readiness()
+
+        assert "alembic_version" in str(asyncio.run(readiness()))
