@@ -46,10 +46,10 @@ def test_failing_check_makes_readiness_503_with_the_reason(client: TestClient) -
     async def broken() -> str | None:
         raise ConnectionError("refused")
 
-    client.app.state.lifecycle.add_check("database", broken)  # type: ignore[attr-defined]
+    client.app.state.lifecycle.add_check("dependency", broken)  # type: ignore[attr-defined]
     response = client.get("/health/ready")
     assert response.status_code == 503
-    assert response.json()["checks"]["database"] == "ConnectionError: refused"
+    assert response.json()["checks"]["dependency"] == "ConnectionError: refused"
 
 
 def test_lifespan_builds_the_provider_and_closes_it(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -32,7 +32,7 @@ class SQLGenerationRecorder:
         database: Database,
         *,
         store_prompts: bool,
-        batch_size: int = 100,
+        batch_size: int = 500,
         flush_interval_s: float = 0.5,
         max_buffered: int = 10_000,
         max_backoff_s: float = 5.0,
@@ -109,8 +109,9 @@ class SQLGenerationRecorder:
         while self._buffer:
             batch = [self._buffer.popleft() for _ in range(min(self.batch_size, len(self._buffer)))]
             try:
-                async with self.database.session() as session:
-                    await session.execute(insert(GenerationLog), [self._row(r) for r in batch])
+                # Core executemany on a plain connection: no ORM unit of work per row.
+                async with self.database.engine.begin() as connection:
+                    await connection.execute(insert(GenerationLog), [self._row(r) for r in batch])
             except Exception as exc:  # the writer must outlive any one batch
                 if not is_unavailable(exc):
                     logger.error("generation log rows rejected", count=len(batch), exc_info=exc)

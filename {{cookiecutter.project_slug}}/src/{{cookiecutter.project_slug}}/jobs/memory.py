@@ -1,6 +1,6 @@
 """In-process job queue: a bounded asyncio queue and a few worker tasks.
 
-The queue itself lives in this process. With a durable store (the database module),
+The queue itself lives in this process. With a durable job store,
 jobs that were queued or running when the process stopped are queued again at the
 next start; with the memory store they are marked failed at shutdown. A full queue
 refuses new jobs with 503 and Retry-After instead of dropping them.
