@@ -15,8 +15,18 @@ import structlog
 import structlog.tracebacks
 from structlog.types import Processor
 
+
+def drop_color_message(
+    logger: object, method_name: str, event_dict: structlog.types.EventDict
+) -> structlog.types.EventDict:
+    """uvicorn repeats each message with ANSI colours in `color_message`: noise here."""
+    event_dict.pop("color_message", None)
+    return event_dict
+
+
 SHARED_PROCESSORS: list[Processor] = [
     structlog.contextvars.merge_contextvars,
+    drop_color_message,
     structlog.stdlib.add_log_level,
     structlog.stdlib.add_logger_name,
     structlog.processors.TimeStamper(fmt="iso", utc=True),
