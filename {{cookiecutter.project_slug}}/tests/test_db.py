@@ -306,6 +306,35 @@ def test_jobs_survive_a_restart_and_none_runs_twice() -> None:
         .where(GenerationLog.principal == key_id(key), GenerationLog.status == "ok"),
     )
     assert successes == [(len(ids),)]  # one successful generation per job, no more
+
+
+def test_two_processes_on_one_database_run_each_job_once() -> None:
+    key = new_key()
+    settings = make_settings(api_keys=key, fake_llm_token_latency_ms=20, job_workers=1)
+    with TestClient(create_app(settings)) as first:
+        ids = [
+            first.post(
+                "/api/v1/jobs", json={"prompt": f"shared {n}", "max_tokens": 5}, headers=auth(key)
+            ).json()["id"]
+            for n in range(6)
+        ]
+        # A second process starts while the first still holds queued jobs: it adopts them
+        # too, and the store's claim lets only one of the two run each.
+        with TestClient(create_app(settings)) as second:
+
+            def done() -> bool:
+                return all(
+                    second.get(f"/api/v1/jobs/{i}", headers=auth(key)).json()["status"]
+                    == "succeeded"
+                    for i in ids
+                )
+
+            wait_for(done)
+    attempts = query(settings, select(JobRecord.attempts).where(JobRecord.id.in_(ids)))
+    assert attempts == [(1,)] * len(ids)
+    mine = GenerationLog.principal == key_id(key)
+    runs = query(settings, select(func.count()).select_from(GenerationLog).where(mine))
+    assert runs == [(len(ids),)]
 {%- endif %}
 
 

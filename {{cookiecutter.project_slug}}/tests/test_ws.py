@@ -67,6 +67,8 @@ def test_malformed_frames_get_an_error_and_the_socket_stays_usable(ws_url: str) 
         assert error["param"] == "prompt.max_tokens" or error["param"].endswith("max_tokens")
         ws.send(json.dumps({"type": "dance"}))
         assert receive(ws)["type"] == "error"
+        ws.send(b"\x00\x01binary")
+        assert receive(ws)["error"]["code"] == "invalid_message"
         ws.send(json.dumps({"type": "prompt", "prompt": "still here", "max_tokens": 3}))
         assert reply(ws)[-1]["type"] == "done"
 

@@ -62,6 +62,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
             JobRunner(services.job_store, services.generation, model=settings.llm_model),
             max_queued=settings.job_queue_size,
             workers=settings.job_workers,
+            stale_after_s=settings.job_stale_after_s,
         )
         await jobs.start()
         stack.push_async_callback(jobs.aclose)  # the first to close: jobs need the rest

@@ -117,6 +117,14 @@ class Settings(BaseSettings):
     def auth_enabled(self) -> bool:
         return bool(self.api_keys)
 
+{%- if not cookiecutter.use_redis %}
+
+    @property
+    def job_stale_after_s(self) -> float:
+        """Longer than any job can run: every try waits at most LLM_TIMEOUT_S, plus backoff."""
+        return (self.llm_max_retries + 1) * (self.llm_timeout_s + 10) + 30
+{%- endif %}
+
 
 @lru_cache
 def get_settings() -> Settings:

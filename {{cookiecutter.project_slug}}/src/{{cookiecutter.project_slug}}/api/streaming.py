@@ -182,6 +182,10 @@ async def stream_events(
         logger.warning("stream failed after first token", error=exc.message)
         yield fmt.error(error_body(status, exc.message, code=exc.code))
         return
+    except Exception:  # a bug must still end the stream the documented way
+        logger.exception("stream crashed after first token")
+        yield fmt.error(error_body(500, "The stream failed unexpectedly.", code="internal_error"))
+        return
     finally:
         await chunks.aclose()
     for event in fmt.finish(last.finish_reason or "stop", last.usage):

@@ -70,11 +70,18 @@ class ChatSession:
                 # Idle means: no reply in progress and nothing from the client.
                 timeout = None if self.replying() else self.settings.ws_idle_timeout_s
                 try:
-                    raw = await asyncio.wait_for(self.websocket.receive_text(), timeout)
+                    frame = await asyncio.wait_for(self.websocket.receive(), timeout)
                 except TimeoutError:
                     await self.websocket.close(status.WS_1000_NORMAL_CLOSURE, "idle timeout")
                     return
-                await self.handle(raw)
+                if frame["type"] == "websocket.disconnect":
+                    return
+                if frame.get("text") is None:
+                    await self.send_error(
+                        422, "Messages are JSON text frames, not binary.", code="invalid_message"
+                    )
+                    continue
+                await self.handle(frame["text"])
         except WebSocketDisconnect:
             return
         finally:

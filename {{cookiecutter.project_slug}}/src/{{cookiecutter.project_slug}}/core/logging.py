@@ -26,11 +26,11 @@ def drop_color_message(
 
 SHARED_PROCESSORS: list[Processor] = [
     structlog.contextvars.merge_contextvars,
-    drop_color_message,
     structlog.stdlib.add_log_level,
     structlog.stdlib.add_logger_name,
     structlog.processors.TimeStamper(fmt="iso", utc=True),
     structlog.stdlib.ExtraAdder(),
+    drop_color_message,  # after ExtraAdder, which copies it from the record
 ]
 
 

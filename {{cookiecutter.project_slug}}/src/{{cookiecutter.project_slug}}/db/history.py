@@ -40,7 +40,9 @@ class Position:
             raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
             created_at, row_id = json.loads(raw)
             position = cls(datetime.fromisoformat(created_at), int(row_id))
-        except (binascii.Error, UnicodeDecodeError, TypeError, ValueError) as exc:
+            if not 0 <= position.id < 2**63:
+                raise ValueError("row id out of range")
+        except (binascii.Error, UnicodeDecodeError, TypeError, ValueError, OverflowError) as exc:
             raise InvalidCursorError(cursor) from exc
         if position.created_at.tzinfo is None:
             raise InvalidCursorError(cursor)

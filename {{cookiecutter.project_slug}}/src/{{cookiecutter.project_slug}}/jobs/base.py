@@ -48,6 +48,11 @@ class JobStore(Protocol):
 
     async def save(self, job: Job) -> None: ...
 
+    async def claim(self, job: Job) -> bool:
+        """Mark `job` running for this caller, unless another process took it since
+        `job` was read (its `attempts` changed): then False, and the caller skips it."""
+        ...
+
     async def unfinished(self) -> list[Job]:
         """Jobs queued or running, oldest first."""
         ...

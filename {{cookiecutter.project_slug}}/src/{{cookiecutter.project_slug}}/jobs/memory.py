@@ -1,14 +1,17 @@
 """In-process job queue: a bounded asyncio queue and a few worker tasks.
 
-The queue itself lives in this process. With a durable job store,
-jobs that were queued or running when the process stopped are queued again at the
-next start; with the memory store they are marked failed at shutdown. A full queue
-refuses new jobs with 503 and Retry-After instead of dropping them.
+The queue itself lives in this process. With a durable job store, jobs that no
+live process runs (queued when a process stopped, or running for longer than any
+run can last) are adopted at start and by a periodic sweep; the store's claim makes
+sure that of several processes only one runs a job. With the memory store, jobs
+left at shutdown are marked failed. A full queue refuses new jobs with 503 and
+Retry-After instead of dropping them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from contextlib import suppress
 from typing import Any
 
@@ -27,12 +30,15 @@ class InProcessJobQueue:
         *,
         max_queued: int,
         workers: int,
+        stale_after_s: float,
         shutdown_grace_s: float = 20.0,
     ) -> None:
         self.store = store
         self.runner = runner
         self.workers = workers
+        self.stale_after_s = stale_after_s
         self.shutdown_grace_s = shutdown_grace_s
+        self._held: set[str] = set()  # ids queued or running here
         self.max_queued = max_queued
         # Unbounded underneath: the bound is enforced on submission, so jobs resumed
         # from a durable store always fit.
@@ -42,15 +48,37 @@ class InProcessJobQueue:
         self._accepting = True
 
     async def start(self) -> None:
-        """Start the workers, first queueing the jobs a durable store still holds."""
-        resumed = await self.store.unfinished() if self.store.durable else []
-        for job in resumed:
-            self._queue.put_nowait(job)
-        if resumed:
-            logger.info("jobs resumed", count=len(resumed))
-        self._tasks = [
+        """Start the workers; with a durable store, adopt its orphaned jobs first."""
+        if self.store.durable:
+            await self._adopt_orphans(queued_before=time.time())
+            self._tasks.append(asyncio.create_task(self._sweep(), name="job-sweeper"))
+        self._tasks += [
             asyncio.create_task(self._work(), name=f"job-worker-{n}") for n in range(self.workers)
         ]
+
+    async def _adopt_orphans(self, *, queued_before: float) -> None:
+        """Queue stored jobs this process does not hold and no live process can be running."""
+        stale = time.time() - self.stale_after_s
+        adopted = 0
+        for job in await self.store.unfinished():
+            if job.id in self._held:
+                continue
+            if (job.status == "queued" and job.created_at < queued_before) or (
+                job.status == "running" and (job.started_at or 0) < stale
+            ):
+                self._held.add(job.id)
+                self._queue.put_nowait(job)
+                adopted += 1
+        if adopted:
+            logger.info("jobs adopted", count=adopted)
+
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(self.stale_after_s / 2)
+            try:
+                await self._adopt_orphans(queued_before=time.time() - self.stale_after_s)
+            except Exception as exc:  # e.g. the database is down: try again next round
+                logger.warning("job sweep failed", error=str(exc))
 
     async def submit(self, owner: str, request: dict[str, Any]) -> Job:
         if not self._accepting:
@@ -65,6 +93,7 @@ class InProcessJobQueue:
             await self.store.add(job)  # recorded before it can run
         finally:
             self._adding -= 1
+        self._held.add(job.id)
         self._queue.put_nowait(job)
         return job
 
@@ -79,7 +108,10 @@ class InProcessJobQueue:
             job = await self._queue.get()
             try:
                 await self.runner.run(job)
+            except Exception:  # the worker outlives any one job; a durable store keeps it
+                logger.exception("job run failed", job_id=job.id)
             finally:
+                self._held.discard(job.id)
                 self._queue.task_done()
 
     async def aclose(self) -> None:

@@ -35,21 +35,23 @@ class JobRunner:
 
     async def run(self, job: Job) -> None:
         """Take a job from queued (or interrupted) to succeeded or failed, saving each step."""
-        job.status, job.started_at, job.attempts = "running", time.time(), job.attempts + 1
-        await self.store.save(job)
+        if not await self.store.claim(job):
+            logger.info("job taken by another process", job_id=job.id)
+            return
         with structlog.contextvars.bound_contextvars(job_id=job.id, principal=job.owner):
             try:
                 body = GenerateRequest.model_validate(job.request)
                 result = await self.generation.generate(body, self.model)
             except asyncio.CancelledError:
-                # Stopped mid-way (shutdown): a durable store resumes it at the next start.
-                if not self.store.durable:
-                    job.status, job.error = (
-                        "failed",
-                        {"message": "The service stopped during the job."},
-                    )
+                # Stopped mid-way (shutdown). A durable store gets the job back as queued,
+                # so the next process to start, or a live one, runs it again.
+                if self.store.durable:
+                    job.status, job.started_at = "queued", None
+                else:
+                    job.status = "failed"
+                    job.error = {"message": "The service stopped during the job."}
                     job.finished_at = time.time()
-                    await asyncio.shield(self.store.save(job))
+                await asyncio.shield(self.store.save(job))
                 raise
             except Exception as exc:
                 job.status, job.error = "failed", job_error(exc)

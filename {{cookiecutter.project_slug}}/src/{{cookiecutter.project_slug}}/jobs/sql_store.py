@@ -11,7 +11,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Insert, delete, select
+from sqlalchemy import CursorResult, Insert, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -116,6 +116,24 @@ class SQLJobStore:
                 delay = min(delay * 2, self.max_retry_delay_s)
             else:
                 return
+
+    async def claim(self, job: Job) -> bool:
+        """One conditional UPDATE: of several processes holding the same job, one wins."""
+        started = datetime.now(UTC)
+        async with self.database.session() as session:
+            result = await session.execute(
+                update(JobRecord)
+                .where(
+                    JobRecord.id == job.id,
+                    JobRecord.attempts == job.attempts,
+                    JobRecord.status.in_(UNFINISHED),
+                )
+                .values(status="running", attempts=job.attempts + 1, started_at=started)
+            )
+        if cast(CursorResult[Any], result).rowcount != 1:
+            return False
+        job.status, job.started_at, job.attempts = "running", started.timestamp(), job.attempts + 1
+        return True
 
     async def unfinished(self) -> list[Job]:
         query = (

@@ -131,10 +131,8 @@ class OpenAICompatibleProvider:
             headers["Authorization"] = f"Bearer {api_key}"
         self._session = aiohttp.ClientSession(
             headers=headers,
-            # sock_read bounds every wait for bytes: the whole answer of a non-streamed
-            # call (the server sends nothing before it is done), and the gap between two
-            # pieces of a stream, so a slow but live stream is never cut, a hung one is.
-            # (No `total`: its timer per request costs more than it adds.)
+            # Streams: sock_read bounds the gap between two pieces, so a slow but live
+            # stream is never cut while a hung one is. Whole answers also get a total.
             timeout=aiohttp.ClientTimeout(
                 total=None, connect=connect_timeout_s, sock_read=timeout_s
             ),
@@ -144,6 +142,9 @@ class OpenAICompatibleProvider:
             raise_for_status=False,
         )
         self._total_timeout_s = timeout_s
+        self._complete_timeout = aiohttp.ClientTimeout(
+            total=timeout_s, connect=connect_timeout_s, sock_read=timeout_s
+        )
 
     def _chat_url(self) -> str:
         return f"{self.base_url}/chat/completions"
@@ -157,7 +158,7 @@ class OpenAICompatibleProvider:
         body = json.dumps(payload(request, stream=False)).encode()
         try:
             async with self._session.post(
-                self._chat_url(), data=body, headers=self._headers()
+                self._chat_url(), data=body, headers=self._headers(), timeout=self._complete_timeout
             ) as response:
                 raw = await response.read()
                 if response.status != 200:
@@ -210,7 +211,7 @@ class OpenAICompatibleProvider:
         reason: FinishReason | None = None
         usage: Usage | None = None
         async for raw_line in response.content:
-            line = raw_line.decode("utf-8").strip()
+            line = raw_line.decode("utf-8", "replace").strip()
             if not line.startswith("data:"):
                 continue  # blank separators, comments (keep-alives), event names
             data = line[5:].strip()
@@ -219,15 +220,21 @@ class OpenAICompatibleProvider:
                 return
             try:
                 event = json.loads(data)
-            except ValueError as exc:
+                if not isinstance(event, dict):
+                    raise TypeError("not an object")
+                if isinstance(event.get("error"), dict):
+                    raise UpstreamBadResponseError(
+                        f"The model server failed mid-stream: {data[:300]}"
+                    )
+                usage = parse_usage(event.get("usage")) or usage
+                pieces = []
+                for choice in cast(list[dict[str, Any]], event.get("choices") or []):
+                    pieces.append((choice.get("delta") or {}).get("content") or "")
+                    if choice.get("finish_reason"):
+                        reason = finish_reason(choice["finish_reason"])
+            except (ValueError, TypeError, AttributeError) as exc:
                 raise UpstreamBadResponseError(f"Unreadable stream event: {data[:200]!r}") from exc
-            if isinstance(event.get("error"), dict):
-                raise UpstreamBadResponseError(f"The model server failed mid-stream: {data[:300]}")
-            usage = parse_usage(event.get("usage")) or usage
-            for choice in cast(list[dict[str, Any]], event.get("choices") or []):
-                text = (choice.get("delta") or {}).get("content") or ""
-                if choice.get("finish_reason"):
-                    reason = finish_reason(choice["finish_reason"])
+            for text in pieces:
                 if text:
                     yield CompletionChunk(text=str(text))
         raise UpstreamBadResponseError("The model server ended the stream without [DONE].")

@@ -7,15 +7,16 @@ chunked body is counted as it arrives and refused as soon as it passes the limit
 from __future__ import annotations
 
 from starlette.datastructures import Headers
-from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..core.errors import error_response
+from ..core.errors import APIError, error_response
 
 
-class BodyTooLargeError(HTTPException):
+class BodyTooLargeError(APIError):
     def __init__(self, limit: int) -> None:
-        super().__init__(413, f"The request body is larger than {limit} bytes.")
+        super().__init__(
+            413, f"The request body is larger than {limit} bytes.", code="request_too_large"
+        )
 
 
 class BodyLimitMiddleware:

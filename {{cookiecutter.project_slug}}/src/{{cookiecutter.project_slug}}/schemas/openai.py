@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer
 
 from .generate import UsageInfo
 
@@ -155,6 +155,15 @@ class TextCompletion(BaseModel):
 class ChunkDelta(BaseModel):
     role: Literal["assistant"] | None = None
     content: str | None = None
+
+    @model_serializer
+    def without_nulls(self) -> dict[str, str]:
+        """OpenAI leaves absent fields out of a delta (`{}` in the last chunk)."""
+        return {
+            key: value
+            for key, value in (("role", self.role), ("content", self.content))
+            if value is not None
+        }
 
 
 class ChunkChoice(BaseModel):
