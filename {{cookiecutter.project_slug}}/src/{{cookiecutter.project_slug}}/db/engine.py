@@ -178,10 +178,6 @@ class Database:
         self.engine = engine
         self.sessions = async_sessionmaker(engine, expire_on_commit=False)
 
-    @property
-    def dialect(self) -> str:
-        return self.engine.dialect.name
-
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
         """A session committed when the block succeeds and rolled back when it raises."""

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, Insert, delete, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import {{ "postgresql" if cookiecutter.database == "postgresql" else "sqlite" }}
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -159,14 +159,8 @@ class SQLJobStore:
     def _upsert(self, job: Job) -> Insert:
         values = job_row(job)
         changes = {key: value for key, value in values.items() if key != "id"}
-        if self.database.dialect == "postgresql":
-            return (
-                postgresql.insert(JobRecord)
-                .values(values)
-                .on_conflict_do_update(index_elements=[JobRecord.id], set_=changes)
-            )
         return (
-            sqlite.insert(JobRecord)
+            {{ "postgresql" if cookiecutter.database == "postgresql" else "sqlite" }}.insert(JobRecord)
             .values(values)
             .on_conflict_do_update(index_elements=[JobRecord.id], set_=changes)
         )
