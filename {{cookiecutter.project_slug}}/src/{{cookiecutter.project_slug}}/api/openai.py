@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.sse import EventSourceResponse
 
 from ..core.errors import APIError
-from ..llm.base import ChatMessage, Completion, FinishReason, GenerationRequest, Usage
+from ..llm.base import Completion, FinishReason, GenerationRequest, Usage
 from ..llm.service import CachePolicy, GenerationService
 from ..schemas.errors import ERROR_RESPONSES
 from ..schemas.openai import (
@@ -171,14 +171,7 @@ async def chat_completions(
     _: PrincipalDep,
 ) -> ChatCompletion | EventSourceResponse:
     model = await checked_model(provider, body.model)
-    generation = GenerationRequest(
-        messages=tuple(ChatMessage(m.role, m.text()) for m in body.messages),
-        max_tokens=body.token_limit(DEFAULT_MAX_TOKENS),
-        temperature=body.temperature,
-        model=model,
-        top_p=body.top_p,
-        stop=body.stop_sequences(),
-    )
+    generation = body.to_generation(model, default_max_tokens=DEFAULT_MAX_TOKENS)
     completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
     fmt = ChatStream(completion_id, created, model, body.include_usage)
     result = await run(request, response, service, settings, generation, body, fmt)
@@ -215,14 +208,7 @@ async def completions(
     _: PrincipalDep,
 ) -> TextCompletion | EventSourceResponse:
     model = await checked_model(provider, body.model)
-    generation = GenerationRequest(
-        messages=(ChatMessage("user", body.prompt_text()),),
-        max_tokens=body.max_tokens,
-        temperature=body.temperature,
-        model=model,
-        top_p=body.top_p,
-        stop=body.stop_sequences(),
-    )
+    generation = body.to_generation(model)
     completion_id, created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
     fmt = TextStream(completion_id, created, model, body.include_usage)
     result = await run(request, response, service, settings, generation, body, fmt)

@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer
 
+from ..llm.base import ChatMessage, GenerationRequest
 from .generate import UsageInfo
 
 FinishReason = Literal["stop", "length"]
@@ -65,6 +66,18 @@ class CompletionParams(BaseModel):
             return ()
         return (self.stop,) if isinstance(self.stop, str) else tuple(self.stop)
 
+    def generation(
+        self, messages: tuple[ChatMessage, ...], *, max_tokens: int, model: str
+    ) -> GenerationRequest:
+        return GenerationRequest(
+            messages=messages,
+            max_tokens=max_tokens,
+            temperature=self.temperature,
+            model=model,
+            top_p=self.top_p,
+            stop=self.stop_sequences(),
+        )
+
     @property
     def include_usage(self) -> bool:
         return bool(self.stream_options and self.stream_options.include_usage)
@@ -91,8 +104,10 @@ class ChatCompletionRequest(CompletionParams):
     max_tokens: int | None = Field(default=None, ge=1, le=8192)
     max_completion_tokens: int | None = Field(default=None, ge=1, le=8192)
 
-    def token_limit(self, default: int) -> int:
-        return self.max_completion_tokens or self.max_tokens or default
+    def to_generation(self, model: str, *, default_max_tokens: int) -> GenerationRequest:
+        messages = tuple(ChatMessage(m.role, m.text()) for m in self.messages)
+        limit = self.max_completion_tokens or self.max_tokens or default_max_tokens
+        return self.generation(messages, max_tokens=limit, model=model)
 
 
 class CompletionRequest(CompletionParams):
@@ -104,8 +119,11 @@ class CompletionRequest(CompletionParams):
     prompt: str | Annotated[list[str], Field(min_length=1, max_length=1)]
     max_tokens: int = Field(default=16, ge=1, le=8192)
 
-    def prompt_text(self) -> str:
-        return self.prompt if isinstance(self.prompt, str) else self.prompt[0]
+    def to_generation(self, model: str) -> GenerationRequest:
+        prompt = self.prompt if isinstance(self.prompt, str) else self.prompt[0]
+        return self.generation(
+            (ChatMessage("user", prompt),), max_tokens=self.max_tokens, model=model
+        )
 
 
 # Same fields as the native API reports.
