@@ -20,10 +20,10 @@ ANSWERS = {
     "ci": {{ cookiecutter.ci | tojson }},
 }
 
-# The one table of optional files: "option=value" (or "option=v1|v2") -> paths,
-# relative to the project (`{slug}` is the package name), that exist only for those
-# values. The template tests render every value and check each path here exists.
-# (Job stores depend on two options at once: their file names carry the condition.)
+# The one table of optional files: "option=value" (or "option=v1|v2", and clauses
+# joined by "&" when several options must agree) -> paths, relative to the project
+# (`{slug}` is the package name), that exist only for those answers. The template
+# tests render every value and check each path here exists, and is pruned otherwise.
 MANIFEST: dict[str, list[str]] = {
     "database=sqlite|postgresql": [
         "alembic.ini",
@@ -50,6 +50,12 @@ MANIFEST: dict[str, list[str]] = {
     "use_redis=no": [
         "src/{slug}/jobs/memory.py",
     ],
+    "database=none&use_redis=yes": [
+        "src/{slug}/jobs/redis_store.py",
+    ],
+    "database=none&use_redis=no": [
+        "src/{slug}/jobs/memory_store.py",
+    ],
     "use_websocket=yes": [
         "src/{slug}/api/ws.py",
         "src/{slug}/schemas/ws.py",
@@ -72,8 +78,12 @@ def answer_key(option: str, value: object) -> str:
 
 
 def wanted(key: str, answers: dict[str, object]) -> bool:
-    option, _, values = key.partition("=")
-    return answer_key(option, answers[option]) in {f"{option}={v}" for v in values.split("|")}
+    """Whether every clause of a MANIFEST key ("option=v1|v2&other=v") holds."""
+    for clause in key.split("&"):
+        option, _, values = clause.partition("=")
+        if answer_key(option, answers[option]) not in {f"{option}={v}" for v in values.split("|")}:
+            return False
+    return True
 
 
 def prune(project: Path, answers: dict[str, object]) -> list[str]:

@@ -7,7 +7,6 @@ import hashlib
 import itertools
 import json
 import os
-import re
 import subprocess
 import sys
 import time
@@ -16,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-TEMPLATE_DIR = REPO / "{{cookiecutter.project_slug}}"
 HOOKS_DIR = REPO / "hooks"
 # The dev virtual environment the tests run in (`make venv`); its tools check the renders.
 # Not resolved: `.venv/bin/python` is a symlink to the base interpreter.
@@ -119,33 +117,31 @@ def answer_key(option: str, value: object) -> str:
     return f"{option}={value}"
 
 
-def parse_answer_key(key: str) -> tuple[str, list[Any]]:
-    """A MANIFEST key, `option=value` or `option=v1|v2`: the option and its values,
-    checked against cookiecutter.json."""
-    option, _, text = key.partition("=")
+def parse_clause(clause: str) -> tuple[str, list[Any]]:
+    """One clause of a MANIFEST key, `option=value` or `option=v1|v2`: the option and
+    its values, checked against cookiecutter.json."""
+    option, _, text = clause.partition("=")
     if option not in COOKIECUTTER_JSON:
-        raise AssertionError(f"MANIFEST key {key!r}: no option {option!r} in cookiecutter.json")
+        raise AssertionError(
+            f"MANIFEST clause {clause!r}: no option {option!r} in cookiecutter.json"
+        )
     values = []
     for word in text.split("|"):
         matches = [v for v in option_values(option) if answer_key(option, v) == f"{option}={word}"]
         if not matches:
             raise AssertionError(
-                f"MANIFEST key {key!r}: {word!r} is not one of {option_values(option)!r}"
+                f"MANIFEST clause {clause!r}: {word!r} is not one of {option_values(option)!r}"
             )
         values += matches
     return option, values
 
 
-def conditional_file_names() -> set[str]:
-    """Render-relative paths of template files whose NAME carries a Jinja condition
-    (files that depend on two options at once, which one MANIFEST key cannot say)."""
-    names = set()
-    for path in TEMPLATE_DIR.rglob("*"):
-        relative = path.relative_to(TEMPLATE_DIR).as_posix()
-        if "{%" in relative:
-            rendered = re.sub(r"\{%.*?%\}", "", relative)
-            names.add(rendered.replace("{{cookiecutter.project_slug}}", "{slug}"))
-    return names
+def parse_answer_key(key: str) -> dict[str, list[Any]]:
+    """A MANIFEST key, clauses joined by `&`: option -> the values that keep its paths."""
+    clauses = dict(parse_clause(clause) for clause in key.split("&"))
+    if len(clauses) != len(key.split("&")):
+        raise AssertionError(f"MANIFEST key {key!r} names an option twice")
+    return clauses
 
 
 def combinations() -> list[dict[str, Any]]:

@@ -17,7 +17,6 @@ import pytest
 from tests.support import (
     answer_key,
     choice_options,
-    conditional_file_names,
     covered,
     load_manifest,
     option_values,
@@ -34,40 +33,44 @@ def paths_of(key: str) -> list[str]:
     return [relative.format(slug=SLUG) for relative in MANIFEST.get(key, [])]
 
 
+def satisfying(clauses: dict[str, list[Any]], **changed: object) -> dict[str, object]:
+    """Answers that meet every clause (each clause's first value) except those `changed`."""
+    return {**{option: values[0] for option, values in clauses.items()}, **changed}
+
+
 def cases_present() -> list[Any]:
+    """For each key, every combination of the values its clauses allow."""
     cases = []
     for key in MANIFEST:
-        option, values = parse_answer_key(key)
-        cases += [
-            pytest.param(key, value, id=f"{key}-present-for-{answer_key(option, value)}")
-            for value in values
-        ]
+        clauses = parse_answer_key(key)
+        for values in itertools.product(*clauses.values()):
+            answers = dict(zip(clauses, values, strict=True))
+            label = ",".join(answer_key(option, value) for option, value in answers.items())
+            cases.append(pytest.param(key, answers, id=f"{key}-present-for-{label}"))
     return cases
 
 
 def cases_pruned() -> list[Any]:
+    """For each key, each clause broken by each value it does not allow."""
     cases = []
     for key in MANIFEST:
-        option, values = parse_answer_key(key)
-        cases += [
-            pytest.param(key, other, id=f"{key}-pruned-for-{answer_key(option, other)}")
-            for other in option_values(option)
-            if other not in values
-        ]
+        for option, values in parse_answer_key(key).items():
+            cases += [
+                pytest.param(key, option, other, id=f"{key}-pruned-for-{answer_key(option, other)}")
+                for other in option_values(option)
+                if other not in values
+            ]
     return cases
 
 
-def listed_for(option: str, value: object) -> list[str]:
-    """Every MANIFEST path kept when `option` takes `value`."""
+def listed_for(answers: dict[str, object]) -> list[str]:
+    """Every MANIFEST path kept for a render with `answers` (other options: defaults)."""
+    full = {option: answers.get(option, option_values(option)[0]) for option in choice_options()}
     paths = []
     for key in MANIFEST:
-        key_option, values = parse_answer_key(key)
-        if key_option == option and value in values:
+        if all(full[option] in values for option, values in parse_answer_key(key).items()):
             paths += paths_of(key)
     return paths
-
-
-CONDITIONAL_NAMES = [name.format(slug=SLUG) for name in conditional_file_names()]
 
 
 def test_manifest_is_not_empty_and_names_real_choices() -> None:
@@ -80,22 +83,20 @@ def test_manifest_is_not_empty_and_names_real_choices() -> None:
             assert ".." not in relative.split("/"), f"{key}: {relative} leaves the project"
 
 
-@pytest.mark.parametrize(("key", "value"), cases_present())
+@pytest.mark.parametrize(("key", "answers"), cases_present())
 def test_listed_paths_exist_when_chosen(
-    project_of: Callable[..., Path], key: str, value: object
+    project_of: Callable[..., Path], key: str, answers: dict[str, object]
 ) -> None:
-    option, _ = parse_answer_key(key)
-    project = project_of(**{option: value})
+    project = project_of(**answers)
     missing = [relative for relative in paths_of(key) if not (project / relative).exists()]
     assert not missing, f"{key} renders without {missing}"
 
 
-@pytest.mark.parametrize(("key", "other"), cases_pruned())
+@pytest.mark.parametrize(("key", "option", "other"), cases_pruned())
 def test_listed_paths_are_pruned_otherwise(
-    project_of: Callable[..., Path], key: str, other: object
+    project_of: Callable[..., Path], key: str, option: str, other: object
 ) -> None:
-    option, _ = parse_answer_key(key)
-    project = project_of(**{option: other})
+    project = project_of(**satisfying(parse_answer_key(key), **{option: other}))
     assert project.is_dir()
     left = [relative for relative in paths_of(key) if (project / relative).exists()]
     assert not left, f"{answer_key(option, other)} keeps {left}, which belong to {key}"
@@ -113,7 +114,7 @@ def test_every_optional_file_is_in_the_manifest(
     unlisted = []
     for value, other in itertools.permutations(option_values(option), 2):
         extra = files[value] - files[other]
-        listed = listed_for(option, value) + CONDITIONAL_NAMES
+        listed = listed_for({option: value})
         unlisted += [
             f"{relative} (only with {answer_key(option, value)})"
             for relative in sorted(extra)

@@ -19,9 +19,9 @@ from fastapi import APIRouter
 from fastapi.testclient import TestClient
 from sqlalchemy import Executable, func, insert, select
 
-from {{ cookiecutter.project_slug }}.api.deps import SessionDep
 from {{ cookiecutter.project_slug }}.core.errors import APIError
 from {{ cookiecutter.project_slug }}.core.security import key_id
+from {{ cookiecutter.project_slug }}.db.deps import SessionDep
 {% if cookiecutter.database == "sqlite" -%}
 from {{ cookiecutter.project_slug }}.db.engine import async_url, open_database
 {% else -%}

@@ -10,11 +10,10 @@ from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
 from . import DESCRIPTION, PROJECT_NAME, __version__
-{%- set routers = ["generate", "health"] %}
+{%- set routers = ["generate", "health", "jobs", "openai", "root"] %}
 {%- if cookiecutter.database != "none" %}{% set routers = routers + ["history"] %}{% endif %}
-{%- set routers = routers + ["jobs", "openai", "root"] %}
 {%- if cookiecutter.use_websocket %}{% set routers = routers + ["ws"] %}{% endif %}
-from .api import {{ routers | join(", ") }}
+from .api import {{ routers | sort | join(", ") }}
 from .core.cpu import CPUPool
 from .core.errors import install_error_handlers
 from .core.lifecycle import Lifecycle
@@ -23,10 +22,9 @@ from .core.logging import configure_logging, get_logger
 from .db.errors import install_database_error_handler
 {%- endif %}
 {%- if cookiecutter.use_redis %}
-from .jobs.redis_queue import RedisJobQueue
+from .jobs.redis_queue import open_job_queue
 {%- else %}
-from .jobs.memory import InProcessJobQueue
-from .jobs.runner import JobRunner
+from .jobs.memory import open_job_queue
 {%- endif %}
 from .middleware.access_log import AccessLogMiddleware
 from .middleware.body_limit import BodyLimitMiddleware
@@ -52,32 +50,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         services = await stack.enter_async_context(open_services(settings, lifecycle))
         cpu = CPUPool(workers=settings.cpu_workers)
         stack.callback(cpu.close)
-{%- if cookiecutter.use_redis %}
-        # Jobs run in the worker process: `python -m {{ cookiecutter.project_slug }} worker`.
-        jobs = RedisJobQueue(services.redis, services.job_store, settings)
-        stack.push_async_callback(jobs.aclose)
-{%- else %}
-        jobs = InProcessJobQueue(
-            services.job_store,
-            JobRunner(services.job_store, services.generation, model=settings.llm_model),
-            max_queued=settings.job_queue_size,
-            workers=settings.job_workers,
-            stale_after_s=settings.job_stale_after_s,
-        )
-        await jobs.start()
-        stack.push_async_callback(jobs.aclose)  # the first to close: jobs need the rest
-{%- endif %}
-        lifecycle.add_check("jobs", jobs.readiness)
+        # Closed first: running jobs still need the services.
+        job_queue = await stack.enter_async_context(open_job_queue(services))
+        lifecycle.add_check("jobs", job_queue.readiness)
         logger.info("started", environment=settings.environment, provider=services.provider.name)
-        yield {
-            "provider": services.provider,
-            "generation": services.generation,
-            "jobs": jobs,
-            "cpu": cpu,
-{%- if cookiecutter.database != "none" %}
-            "database": services.database,
-{%- endif %}
-        }
+        yield {"services": services, "jobs": job_queue, "cpu": cpu}
     logger.info("stopped")
 
 
@@ -95,17 +72,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.lifecycle = Lifecycle()
 
     install_error_handlers(app)
-{%- if cookiecutter.database != "none" %}
-    install_database_error_handler(app)
-{%- endif %}
     app.include_router(root.router)
     app.include_router(health.router)
     app.include_router(generate.router)
     app.include_router(jobs.router)
+    app.include_router(openai.router)
 {%- if cookiecutter.database != "none" %}
+    install_database_error_handler(app)
     app.include_router(history.router)
 {%- endif %}
-    app.include_router(openai.router)
 {%- if cookiecutter.use_websocket %}
     app.include_router(ws.router)
 {%- endif %}

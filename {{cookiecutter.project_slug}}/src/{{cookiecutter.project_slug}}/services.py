@@ -1,110 +1,84 @@
 """The long-lived resources a process needs, opened together and closed in reverse.
 
-Both the API (its lifespan) and background workers build their services here, so
-they share one definition of what a model call goes through.
+Both the API (its lifespan) and background workers open them here, so they share one
+definition of what a model call goes through. The in-memory backends are the
+defaults; each optional module attaches its own resources in one call, before the
+generation service is built from them.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 {%- if cookiecutter.use_redis %}
-from functools import partial
 
 from redis.asyncio import Redis
 {%- endif %}
-{%- if cookiecutter.use_redis %}
-
-from .core.cache import ResponseCache
-from .core.cache_redis import RedisResponseCache
-{%- else %}
 
 from .core.cache import MemoryResponseCache, ResponseCache
-{%- endif %}
 from .core.lifecycle import Lifecycle
 {%- if cookiecutter.use_redis %}
-from .core.redis import open_redis, redis_readiness
+from .core.redis import attach_redis
 {%- endif %}
 {%- if cookiecutter.database != "none" %}
-from .db.engine import Database, open_database
-from .db.recorder import SQLGenerationRecorder
+from .db.engine import Database
+from .db.resources import attach_database
 {%- endif %}
 from .jobs.base import JobStore
-{%- if cookiecutter.database != "none" %}
-from .jobs.sql_store import SQLJobStore
-{%- elif cookiecutter.use_redis %}
+{%- if cookiecutter.database == "none" and cookiecutter.use_redis %}
 from .jobs.redis_store import RedisJobStore
-{%- else %}
-from .jobs.store import MemoryJobStore
+{%- elif cookiecutter.database == "none" %}
+from .jobs.memory_store import MemoryJobStore
 {%- endif %}
 from .llm.base import Provider
 from .llm.factory import build_provider
-from .llm.service import GenerationService
+from .llm.service import GenerationRecorder, GenerationService
 from .settings import Settings
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Services:
-    provider: Provider
-    generation: GenerationService
-    job_store: JobStore
+    settings: Settings
+    lifecycle: Lifecycle
+    stack: AsyncExitStack  # what is opened here is closed when the services close
+    cache: ResponseCache
+    recorder: GenerationRecorder | None = None
+    job_store: JobStore = field(init=False)
 {%- if cookiecutter.database != "none" %}
-    database: Database
+    database: Database = field(init=False)
 {%- endif %}
 {%- if cookiecutter.use_redis %}
-    redis: Redis
+    redis: Redis = field(init=False)
 {%- endif %}
+    provider: Provider = field(init=False)
+    generation: GenerationService = field(init=False)
 
 
 @asynccontextmanager
 async def open_services(settings: Settings, lifecycle: Lifecycle) -> AsyncIterator[Services]:
     """Open every resource, registering a readiness check for each that can fail."""
     async with AsyncExitStack() as stack:
-{%- if cookiecutter.database != "none" %}
-        database = await stack.enter_async_context(open_database(settings))
-        lifecycle.add_check("database", database.readiness)
-        recorder = await stack.enter_async_context(
-            SQLGenerationRecorder.running(database, store_prompts=settings.store_prompts)
-        )
-{%- endif %}
-{%- if cookiecutter.use_redis %}
-        redis = await stack.enter_async_context(open_redis(settings))
-        lifecycle.add_check("redis", partial(redis_readiness, redis))
-{%- endif %}
-        provider = build_provider(settings)
-        stack.push_async_callback(provider.aclose)
-        lifecycle.add_check("provider", provider.readiness)
-{%- if cookiecutter.use_redis %}
-        cache: ResponseCache = RedisResponseCache(
-            redis, prefix=f"{settings.redis_key_prefix}cache:", ttl_s=settings.cache_ttl_s
-        )
-{%- else %}
-        cache: ResponseCache = MemoryResponseCache(
+        cache = MemoryResponseCache(
             ttl_s=settings.cache_ttl_s, max_entries=settings.cache_max_entries
         )
-{%- endif %}
-        stack.push_async_callback(cache.aclose)
+        services = Services(settings, lifecycle, stack, cache)
 {%- if cookiecutter.database != "none" %}
-        generation = GenerationService(provider, cache, recorder)
-        job_store: JobStore = SQLJobStore(database, retention_s=settings.job_retention_s)
-{%- elif cookiecutter.use_redis %}
-        generation = GenerationService(provider, cache)
-        job_store: JobStore = RedisJobStore(
-            redis, prefix=f"{settings.redis_key_prefix}jobs:", retention_s=settings.job_retention_s
-        )
-{%- else %}
-        generation = GenerationService(provider, cache)
-        job_store: JobStore = MemoryJobStore(retention_s=settings.job_retention_s)
-{%- endif %}
-        yield Services(
-            provider=provider,
-            generation=generation,
-            job_store=job_store,
-{%- if cookiecutter.database != "none" %}
-            database=database,
+        await attach_database(services)  # generation log, job records
 {%- endif %}
 {%- if cookiecutter.use_redis %}
-            redis=redis,
+        await attach_redis(services)  # shared cache
 {%- endif %}
+{%- if cookiecutter.database == "none" and cookiecutter.use_redis %}
+        services.job_store = RedisJobStore.for_services(services)
+{%- elif cookiecutter.database == "none" %}
+        services.job_store = MemoryJobStore(retention_s=settings.job_retention_s)
+{%- endif %}
+        services.provider = build_provider(settings)
+        stack.push_async_callback(services.provider.aclose)
+        lifecycle.add_check("provider", services.provider.readiness)
+        stack.push_async_callback(services.cache.aclose)
+        services.generation = GenerationService(
+            services.provider, services.cache, services.recorder
         )
+        yield services

@@ -1,18 +1,44 @@
-"""Configuration: the only module that reads the environment (and `.env`)."""
+"""Configuration: the only module that reads the environment (and `.env`).
+
+The fields every deployment has are here; each optional module keeps its own in
+`config/`, and `Settings` is the sum of them.
+"""
 
 from __future__ import annotations
 
 from functools import lru_cache
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-Environment = Literal["development", "test", "production"]
+from .config.common import CommaList, SettingsPart, split_commas
+{%- if cookiecutter.database != "none" %}
+from .config.database import DatabaseSettings
+{%- endif %}
+{%- if cookiecutter.use_redis %}
+from .config.redis import RedisSettings
+{%- endif %}
+{%- if cookiecutter.use_websocket %}
+from .config.websocket import WebSocketSettings
+{%- endif %}
+
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 
-class Settings(BaseSettings):
+class Settings(
+{%- if cookiecutter.database != "none" %}
+    DatabaseSettings,
+{%- endif %}
+{%- if cookiecutter.use_redis %}
+    RedisSettings,
+{%- endif %}
+{%- if cookiecutter.use_websocket %}
+    WebSocketSettings,
+{%- endif %}
+    SettingsPart,
+    BaseSettings,
+):
     model_config = SettingsConfigDict(
         env_file=".env",
         env_file_encoding="utf-8",
@@ -20,7 +46,6 @@ class Settings(BaseSettings):
         frozen=True,
     )
 
-    environment: Environment = "development"
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     workers: int = Field(default=1, ge=1)
@@ -49,52 +74,12 @@ class Settings(BaseSettings):
     job_retention_s: float = Field(default=3600.0, gt=0)
     cpu_workers: int = Field(default=2, ge=1)
     sse_ping_interval_s: float = Field(default=15.0, gt=0)
-{%- if cookiecutter.use_websocket %}
-    ws_idle_timeout_s: float = Field(default=300.0, gt=0)
-{%- endif %}
-{%- if cookiecutter.database == "sqlite" %}
-
-    # `sqlite:///path` or `postgresql://user:pass@host/db`; the async driver is added.
-    database_url: str = "sqlite:///./data/{{ cookiecutter.project_slug }}.db"
-{%- elif cookiecutter.database == "postgresql" %}
-
-    # `postgresql://user:pass@host/db`; the async driver (asyncpg) is added.
-    database_url: str = "postgresql://postgres@127.0.0.1:5432/{{ cookiecutter.project_slug }}"
-{%- endif %}
-{%- if cookiecutter.database != "none" %}
-    db_pool_size: int = Field(default=5, ge=1)
-    db_max_overflow: int = Field(default=10, ge=0)
-    db_pool_timeout_s: float = Field(default=10.0, gt=0)
-    db_statement_timeout_s: float = Field(default=15.0, gt=0)
-    # Keep prompt and completion text in the generation log (off: only counts and timings).
-    store_prompts: bool = False
-{%- endif %}
-{%- if cookiecutter.use_redis %}
-
-    redis_url: str = "redis://127.0.0.1:6379/0"
-    redis_key_prefix: str = "{{ cookiecutter.project_slug }}:"
-    redis_timeout_s: float = Field(default=2.0, gt=0)
-    redis_max_connections: int = Field(default=50, ge=1)
-    # Jobs in the worker process: a running job reports every JOB_HEARTBEAT_S / 3 s; one
-    # silent for JOB_HEARTBEAT_S (its worker died) runs again, up to JOB_MAX_ATTEMPTS runs.
-    job_timeout_s: int = Field(default=300, ge=1)
-    job_heartbeat_s: int = Field(default=15, ge=1)
-    job_max_attempts: int = Field(default=3, ge=1)
-    job_shutdown_grace_s: int = Field(default=20, ge=0)
-{%- endif %}
 
     # Comma-separated bearer keys; empty disables authentication outside production.
-    api_keys: Annotated[tuple[SecretStr, ...], NoDecode] = ()
-    cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
+    api_keys: Annotated[tuple[SecretStr, ...], NoDecode, BeforeValidator(split_commas)] = ()
+    cors_origins: CommaList = ()
     max_body_bytes: int = Field(default=1_048_576, ge=1)
     force_https: bool = False
-
-    @field_validator("api_keys", "cors_origins", mode="before")
-    @classmethod
-    def split_comma_list(cls, value: object) -> object:
-        if isinstance(value, str):
-            return tuple(item.strip() for item in value.split(",") if item.strip())
-        return value
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -116,14 +101,6 @@ class Settings(BaseSettings):
     @property
     def auth_enabled(self) -> bool:
         return bool(self.api_keys)
-
-{%- if not cookiecutter.use_redis %}
-
-    @property
-    def job_stale_after_s(self) -> float:
-        """Longer than any job can run: every try waits at most LLM_TIMEOUT_S, plus backoff."""
-        return (self.llm_max_retries + 1) * (self.llm_timeout_s + 10) + 30
-{%- endif %}
 
 
 @lru_cache

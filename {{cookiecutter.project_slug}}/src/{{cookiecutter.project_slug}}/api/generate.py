@@ -10,9 +10,11 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.sse import EventSourceResponse
 
+from ..core.context import RequestContext
 from ..core.errors import APIError, error_detail
 from ..llm.base import FinishReason, Usage
 from ..llm.errors import ProviderError
+from ..llm.service import CachePolicy, GenerationService
 from ..llm.tokens import count_tokens
 from ..schemas.errors import ERROR_RESPONSES, ErrorDetail
 from ..schemas.generate import (
@@ -26,7 +28,13 @@ from ..schemas.generate import (
     TokenizeResponse,
     UsageInfo,
 )
-from .deps import CPUPoolDep, GenerationServiceDep, PrincipalDep, SettingsDep
+from .deps import (
+    CPUPoolDep,
+    GenerationServiceDep,
+    PrincipalDep,
+    RequestContextDep,
+    SettingsDep,
+)
 from .streaming import (
     SSE_RESPONSES,
     cancel_on_disconnect,
@@ -40,6 +48,21 @@ from .streaming import (
 router = APIRouter(prefix="/api/v1", tags=["generation"], responses=ERROR_RESPONSES)
 
 
+async def answer(
+    service: GenerationService,
+    body: GenerateRequest,
+    model: str,
+    context: RequestContext,
+    *,
+    no_cache: bool = False,
+) -> GenerateResponse:
+    """The native API's answer to one prompt."""
+    generation = body.to_generation(model)
+    policy = CachePolicy.for_request(generation, opt_in=body.cache, no_cache=no_cache)
+    completion, cached = await service.complete(generation, context, policy)
+    return GenerateResponse.of(completion, cached=cached)
+
+
 @router.post("/generate", summary="Generate text from a prompt")
 async def generate(
     body: GenerateRequest,
@@ -47,12 +70,10 @@ async def generate(
     response: Response,
     service: GenerationServiceDep,
     settings: SettingsDep,
-    _: PrincipalDep,
+    context: RequestContextDep,
 ) -> GenerateResponse:
-    no_cache = wants_fresh(request)
-    result = await cancel_on_disconnect(
-        request, service.generate(body, settings.llm_model, no_cache=no_cache)
-    )
+    work = answer(service, body, settings.llm_model, context, no_cache=wants_fresh(request))
+    result = await cancel_on_disconnect(request, work)
     response.headers["X-Cache"] = "HIT" if result.cached else "MISS"
     return result
 
@@ -94,9 +115,9 @@ async def generate_stream(
     request: Request,
     service: GenerationServiceDep,
     settings: SettingsDep,
-    _: PrincipalDep,
+    context: RequestContextDep,
 ) -> EventSourceResponse:
-    chunks = service.stream(body.to_generation(settings.llm_model))
+    chunks = service.stream(body.to_generation(settings.llm_model), context)
     first = await open_stream(request, chunks)
     events = stream_events(
         first, chunks, NativeStream(f"gen-{uuid.uuid4().hex}", settings.llm_model)
@@ -110,7 +131,7 @@ async def generate_batch(
     request: Request,
     service: GenerationServiceDep,
     settings: SettingsDep,
-    _: PrincipalDep,
+    context: RequestContextDep,
 ) -> BatchResponse:
     if len(body.requests) > settings.batch_max_items:
         raise APIError(
@@ -124,7 +145,7 @@ async def generate_batch(
     async def run(index: int, item: GenerateRequest) -> BatchItem:
         async with slots:
             try:
-                result = await service.generate(item, settings.llm_model)
+                result = await answer(service, item, settings.llm_model, context)
             except ProviderError as exc:
                 error = APIError.from_provider(exc)
                 detail = error_detail(error.status_code, error.message, code=error.code)

@@ -7,10 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from ..core.errors import APIError
+from ..db.deps import SessionDep
 from ..db.history import InvalidCursorError, generation_page
 from ..schemas.errors import ERROR_RESPONSES
 from ..schemas.history import GenerationPage
-from .deps import PrincipalDep, SessionDep
+from .deps import PrincipalDep
 
 router = APIRouter(prefix="/api/v1/generations", tags=["history"], responses=ERROR_RESPONSES)
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response, status
 
 from ..core.errors import APIError
-from ..jobs.base import QueueFullError
+from ..jobs.base import JobRequest, QueueFullError
 from ..schemas.errors import ERROR_RESPONSES
 from ..schemas.generate import GenerateRequest
 from ..schemas.jobs import JobResponse
-from .deps import JobQueueDep, PrincipalDep
+from .deps import JobQueueDep, PrincipalDep, RequestContextDep, SettingsDep
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"], responses=ERROR_RESPONSES)
 
@@ -25,10 +25,12 @@ async def submit_job(
     request: Request,
     response: Response,
     jobs: JobQueueDep,
-    principal: PrincipalDep,
+    settings: SettingsDep,
+    context: RequestContextDep,
 ) -> JobResponse:
+    asked = JobRequest(body.to_generation(settings.llm_model), body.cache, context.request_id)
     try:
-        job = await jobs.submit(principal.id, body.model_dump())
+        job = await jobs.submit(context.principal, asked.to_dict())
     except QueueFullError as exc:
         raise APIError(
             503,

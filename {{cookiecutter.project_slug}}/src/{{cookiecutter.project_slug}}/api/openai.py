@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.sse import EventSourceResponse
 
+from ..core.context import RequestContext
 from ..core.errors import APIError
 from ..llm.base import Completion, FinishReason, GenerationRequest, Usage
 from ..llm.service import CachePolicy, GenerationService
@@ -31,7 +32,13 @@ from ..schemas.openai import (
     TextCompletion,
 )
 from ..settings import Settings
-from .deps import GenerationServiceDep, PrincipalDep, ProviderDep, SettingsDep
+from .deps import (
+    GenerationServiceDep,
+    PrincipalDep,
+    ProviderDep,
+    RequestContextDep,
+    SettingsDep,
+)
 from .streaming import (
     DONE,
     SSE_RESPONSES,
@@ -132,18 +139,21 @@ async def run(
     response: Response,
     service: GenerationService,
     settings: Settings,
+    context: RequestContext,
     generation: GenerationRequest,
     body: CompletionParams,
     fmt: ChatStream,
 ) -> Completion | EventSourceResponse:
     """A stream (as `fmt` spells it) or a whole completion, as the request asks."""
     if body.stream:
-        chunks = service.stream(generation)
+        chunks = service.stream(generation, context)
         first = await open_stream(request, chunks)
         events = stream_events(first, chunks, fmt)
         return sse_response(events, ping_interval_s=settings.sse_ping_interval_s)
     policy = CachePolicy.for_request(generation, opt_in=body.cache, no_cache=wants_fresh(request))
-    completion, cached = await cancel_on_disconnect(request, service.complete(generation, policy))
+    completion, cached = await cancel_on_disconnect(
+        request, service.complete(generation, context, policy)
+    )
     response.headers["X-Cache"] = "HIT" if cached else "MISS"
     return completion
 
@@ -168,13 +178,13 @@ async def chat_completions(
     service: GenerationServiceDep,
     provider: ProviderDep,
     settings: SettingsDep,
-    _: PrincipalDep,
+    context: RequestContextDep,
 ) -> ChatCompletion | EventSourceResponse:
     model = await checked_model(provider, body.model)
     generation = body.to_generation(model, default_max_tokens=DEFAULT_MAX_TOKENS)
     completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
     fmt = ChatStream(completion_id, created, model, body.include_usage)
-    result = await run(request, response, service, settings, generation, body, fmt)
+    result = await run(request, response, service, settings, context, generation, body, fmt)
     if not isinstance(result, Completion):
         return result
     completion = result
@@ -205,13 +215,13 @@ async def completions(
     service: GenerationServiceDep,
     provider: ProviderDep,
     settings: SettingsDep,
-    _: PrincipalDep,
+    context: RequestContextDep,
 ) -> TextCompletion | EventSourceResponse:
     model = await checked_model(provider, body.model)
     generation = body.to_generation(model)
     completion_id, created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
     fmt = TextStream(completion_id, created, model, body.include_usage)
-    result = await run(request, response, service, settings, generation, body, fmt)
+    result = await run(request, response, service, settings, context, generation, body, fmt)
     if not isinstance(result, Completion):
         return result
     completion = result

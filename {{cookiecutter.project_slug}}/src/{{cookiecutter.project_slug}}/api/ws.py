@@ -1,4 +1,4 @@
-"""`/ws/chat`: a conversation over one WebSocket, replies streamed token by token (seed S4.2).
+"""`/ws/chat`: a conversation over one WebSocket, replies streamed token by token.
 
 The client sends `{"type": "prompt", "prompt": ..., "max_tokens": ..., "temperature": ...}`
 and gets `delta` messages as the model writes, then `usage` and `done`; it may send
@@ -18,12 +18,14 @@ from contextlib import suppress
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
 from pydantic import BaseModel, ValidationError
 
+from ..core.context import RequestContext
 from ..core.errors import APIError, describe_validation, error_detail
 from ..core.logging import get_logger
 from ..core.security import authenticate, presented_key
 from ..llm.base import ChatMessage, GenerationRequest
 from ..llm.errors import ProviderError
 from ..llm.service import GenerationService
+from ..middleware.request_id import request_id_of
 from ..schemas.generate import UsageInfo
 from ..schemas.ws import (
     CLIENT_MESSAGE,
@@ -45,11 +47,16 @@ HISTORY_MESSAGES = 20  # context kept per connection: the last turns only
 
 class ChatSession:
     def __init__(
-        self, websocket: WebSocket, service: GenerationService, settings: Settings
+        self,
+        websocket: WebSocket,
+        service: GenerationService,
+        settings: Settings,
+        context: RequestContext,
     ) -> None:
         self.websocket = websocket
         self.service = service
         self.settings = settings
+        self.context = context
         self.history: list[ChatMessage] = []
         self.reply: asyncio.Task[None] | None = None
         self._send_lock = asyncio.Lock()
@@ -121,7 +128,7 @@ class ChatSession:
         )
         text: list[str] = []
         try:
-            async for chunk in self.service.stream(request):
+            async for chunk in self.service.stream(request, self.context):
                 if chunk.text:
                     text.append(chunk.text)
                     await self.send(DeltaMessage(text=chunk.text))
@@ -154,5 +161,6 @@ async def chat(websocket: WebSocket, service: GenerationServiceDep, settings: Se
         return
     await websocket.accept()
     logger.info("websocket opened", principal=principal.id)
-    await ChatSession(websocket, service, settings).run()
+    context = RequestContext(principal.id, request_id_of(websocket.scope) or None)
+    await ChatSession(websocket, service, settings, context).run()
     logger.info("websocket closed", principal=principal.id)

@@ -1,4 +1,4 @@
-"""A process pool for CPU-bound work, owned by the lifespan (seed S4.3).
+"""A process pool for CPU-bound work, owned by the lifespan.
 
 The event loop must never run long computations: they would stall every request the
 process is serving. Work over `threshold` bytes of input goes to the pool; small

@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
-from typing import cast
+from functools import partial
+from typing import TYPE_CHECKING, cast
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
@@ -19,6 +20,10 @@ from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import RedisError
 
 from ..settings import Settings
+from .cache_redis import RedisResponseCache
+
+if TYPE_CHECKING:
+    from ..services import Services
 
 PING_TIMEOUT_S = 1.0
 IDLE_CHECK_S = 30  # PING a pooled connection before reuse when it idled this long
@@ -54,3 +59,14 @@ async def redis_readiness(redis: Redis) -> str | None:
     except (RedisError, OSError) as exc:
         return f"{type(exc).__name__}: {exc}"
     return None
+
+
+async def attach_redis(services: Services) -> None:
+    """The client for the services (closed with them), its readiness, the shared cache."""
+    settings = services.settings
+    redis = await services.stack.enter_async_context(open_redis(settings))
+    services.redis = redis
+    services.lifecycle.add_check("redis", partial(redis_readiness, redis))
+    services.cache = RedisResponseCache(
+        redis, prefix=f"{settings.redis_key_prefix}cache:", ttl_s=settings.cache_ttl_s
+    )

@@ -1,1 +1,1 @@
-"""Background generation jobs: submit, get an id, poll for the result (seed S3.3, fixed)."""
+"""Background generation jobs: submit, get an id, poll for the result."""

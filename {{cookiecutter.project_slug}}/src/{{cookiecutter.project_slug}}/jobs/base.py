@@ -7,7 +7,39 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from pydantic import TypeAdapter
+
+from ..llm.base import Completion, GenerationRequest
+
 JobStatus = Literal["queued", "running", "succeeded", "failed"]
+
+
+@dataclass(frozen=True, slots=True)
+class JobRequest:
+    """What a job asks for: stored as JSON in `Job.request`."""
+
+    generation: GenerationRequest
+    cache: bool | None = None  # the caller's cache opt-in or opt-out, as on the sync API
+    request_id: str | None = None  # of the submission, for the logs of the run
+
+    def to_dict(self) -> dict[str, Any]:
+        return JOB_REQUEST.dump_python(self, mode="json")  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True, slots=True)
+class JobResult:
+    """What a succeeded job produced: stored as JSON in `Job.result`."""
+
+    id: str
+    completion: Completion
+    cached: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return JOB_RESULT.dump_python(self, mode="json")  # type: ignore[no-any-return]
+
+
+JOB_REQUEST = TypeAdapter(JobRequest)
+JOB_RESULT = TypeAdapter(JobResult)
 
 
 @dataclass(slots=True)
@@ -66,5 +98,3 @@ class JobQueue(Protocol):
     async def get(self, job_id: str) -> Job | None: ...
 
     async def readiness(self) -> str | None: ...
-
-    async def aclose(self) -> None: ...

@@ -12,14 +12,42 @@ from __future__ import annotations
 
 import asyncio
 import time
-from contextlib import suppress
-from typing import Any
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from typing import TYPE_CHECKING, Any
 
 from ..core.logging import get_logger
+from ..settings import Settings
 from .base import Job, JobStore, QueueFullError
 from .runner import JobRunner
 
+if TYPE_CHECKING:
+    from ..services import Services
+
 logger = get_logger(__name__)
+
+
+def stale_after_s(settings: Settings) -> float:
+    """Longer than any job can run: every try waits at most LLM_TIMEOUT_S, plus backoff."""
+    return (settings.llm_max_retries + 1) * (settings.llm_timeout_s + 10) + 30
+
+
+@asynccontextmanager
+async def open_job_queue(services: Services) -> AsyncIterator[InProcessJobQueue]:
+    """The queue and its workers, in this process, for as long as the block runs."""
+    settings, store = services.settings, services.job_store
+    queue = InProcessJobQueue(
+        store,
+        JobRunner(store, services.generation),
+        max_queued=settings.job_queue_size,
+        workers=settings.job_workers,
+        stale_after_s=stale_after_s(settings),
+    )
+    await queue.start()
+    try:
+        yield queue
+    finally:
+        await queue.aclose()
 
 
 class InProcessJobQueue:

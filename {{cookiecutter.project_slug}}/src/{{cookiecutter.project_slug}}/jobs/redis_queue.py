@@ -10,7 +10,9 @@ queue holds `JOB_QUEUE_SIZE` jobs no worker has taken, submissions are refused w
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
 
 import saq
 from redis.asyncio import Redis
@@ -22,6 +24,9 @@ from ..core.logging import get_logger
 from ..core.redis import redis_readiness
 from ..settings import Settings
 from .base import Job, JobStore, QueueFullError
+
+if TYPE_CHECKING:
+    from ..services import Services
 
 RUN_JOB = "run_job"
 UNAVAILABLE = (RedisError, OSError, TimeoutError)
@@ -47,6 +52,12 @@ def queue_entry(job: Job, settings: Settings) -> saq.Job:
         retry_delay=1.0,
         retry_backoff=30.0,
     )
+
+
+@asynccontextmanager
+async def open_job_queue(services: Services) -> AsyncIterator[RedisJobQueue]:
+    """The API's side of the queue; worker processes run the jobs (`jobs/worker.py`)."""
+    yield RedisJobQueue(services.redis, services.job_store, services.settings)
 
 
 class RedisJobQueue:
@@ -77,9 +88,6 @@ class RedisJobQueue:
 
     async def readiness(self) -> str | None:
         return await redis_readiness(self.redis)
-
-    async def aclose(self) -> None:
-        return None  # the Redis client belongs to the services, which close it
 
     def _unavailable(self, exc: Exception) -> QueueFullError:
         logger.warning("job queue unavailable", error=f"{type(exc).__name__}: {exc}")

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from typing import Any
 
 import structlog
 
+from ..core.context import RequestContext
 from ..core.errors import APIError, error_detail
 from ..core.logging import get_logger
 from ..llm.errors import ProviderError
-from ..llm.service import GenerationService
-from ..schemas.generate import GenerateRequest
-from .base import Job, JobStore
+from ..llm.service import CachePolicy, GenerationService
+from .base import JOB_REQUEST, Job, JobResult, JobStore
 
 logger = get_logger(__name__)
 
@@ -28,20 +29,25 @@ def job_error(exc: Exception) -> dict[str, Any]:
 
 
 class JobRunner:
-    def __init__(self, store: JobStore, generation: GenerationService, *, model: str) -> None:
+    def __init__(self, store: JobStore, generation: GenerationService) -> None:
         self.store = store
         self.generation = generation
-        self.model = model
 
     async def run(self, job: Job) -> None:
         """Take a job from queued (or interrupted) to succeeded or failed, saving each step."""
         if not await self.store.claim(job):
             logger.info("job taken by another process", job_id=job.id)
             return
+        asked = JOB_REQUEST.validate_python(job.request)
+        context = RequestContext(principal=job.owner, request_id=asked.request_id)
         with structlog.contextvars.bound_contextvars(job_id=job.id, principal=job.owner):
             try:
-                body = GenerateRequest.model_validate(job.request)
-                result = await self.generation.generate(body, self.model)
+                policy = CachePolicy.for_request(
+                    asked.generation, opt_in=asked.cache, no_cache=False
+                )
+                completion, cached = await self.generation.complete(
+                    asked.generation, context, policy
+                )
             except asyncio.CancelledError:
                 # Stopped mid-way (shutdown). A durable store gets the job back as queued,
                 # so the next process to start, or a live one, runs it again.
@@ -57,6 +63,9 @@ class JobRunner:
                 job.status, job.error = "failed", job_error(exc)
                 logger.warning("job failed", error=job.error.get("message"))
             else:
-                job.status, job.result = "succeeded", result.model_dump(mode="json")
+                result = JobResult(
+                    id=f"gen-{uuid.uuid4().hex}", completion=completion, cached=cached
+                )
+                job.status, job.result = "succeeded", result.to_dict()
             job.finished_at = time.time()
             await self.store.save(job)

@@ -53,7 +53,7 @@ async def serve_jobs(settings: Settings, stop: asyncio.Event) -> None:
     """Run jobs until `stop` is set, then give running ones JOB_SHUTDOWN_GRACE_S to finish."""
     async with open_services(settings, Lifecycle()) as services:
         queue = saq_queue(services.redis, settings)
-        runner = JobRunner(services.job_store, services.generation, model=settings.llm_model)
+        runner = JobRunner(services.job_store, services.generation)
         worker = saq.Worker(
             queue,
             [(RUN_JOB, JobHandler(services.redis, services.job_store, runner, settings).run)],

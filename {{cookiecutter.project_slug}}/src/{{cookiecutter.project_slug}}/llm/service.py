@@ -13,16 +13,16 @@ import hashlib
 import json
 import time
 from collections.abc import AsyncGenerator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from typing import Literal, Protocol
 
-import structlog
+from pydantic import TypeAdapter
 
 from ..core.cache import ResponseCache
+from ..core.context import RequestContext
 from ..core.logging import get_logger
-from ..schemas.generate import GenerateRequest, GenerateResponse
 from .base import Completion, CompletionChunk, GenerationRequest, Provider, Usage
 
 logger = get_logger(__name__)
@@ -55,18 +55,8 @@ def fingerprint(request: GenerationRequest) -> str:
     return f"completion:{digest}"
 
 
-def encode(completion: Completion) -> bytes:
-    return json.dumps(asdict(completion)).encode()
-
-
-def decode(raw: bytes) -> Completion:
-    data = json.loads(raw)
-    return Completion(
-        text=data["text"],
-        finish_reason=data["finish_reason"],
-        usage=Usage(**data["usage"]),
-        model=data["model"],
-    )
+# Cached completions are stored as JSON (pydantic reads and writes the dataclasses).
+COMPLETION = TypeAdapter(Completion)
 
 
 class _Flight:
@@ -115,16 +105,19 @@ class GenerationService:
         self._in_flight: dict[str, _Flight] = {}
 
     async def complete(
-        self, request: GenerationRequest, policy: CachePolicy = CachePolicy()
+        self,
+        request: GenerationRequest,
+        context: RequestContext,
+        policy: CachePolicy = CachePolicy(),
     ) -> tuple[Completion, bool]:
         """The completion, and whether it came from the cache."""
         started = time.perf_counter()
         try:
             completion, cached = await self._complete(request, policy)
         except BaseException as exc:
-            self._record(request, started, error=exc)
+            self._record(request, context, started, error=exc)
             raise
-        self._record(request, started, completion=completion, cached=cached)
+        self._record(request, context, started, completion=completion, cached=cached)
         return completion, cached
 
     async def _complete(
@@ -139,22 +132,15 @@ class GenerationService:
                 return cached, True
         return await self._coalesced(key, request), False
 
-    async def generate(
-        self, body: GenerateRequest, model: str, *, no_cache: bool = False
-    ) -> GenerateResponse:
-        """The native API's answer to one prompt."""
-        request = body.to_generation(model)
-        policy = CachePolicy.for_request(request, opt_in=body.cache, no_cache=no_cache)
-        completion, cached = await self.complete(request, policy)
-        return GenerateResponse.of(completion, cached=cached)
-
-    def stream(self, request: GenerationRequest) -> AsyncGenerator[CompletionChunk, None]:
+    def stream(
+        self, request: GenerationRequest, context: RequestContext
+    ) -> AsyncGenerator[CompletionChunk, None]:
         if self.recorder is None:
             return self.provider.stream(request)
-        return self._recorded_stream(request)
+        return self._recorded_stream(request, context)
 
     async def _recorded_stream(
-        self, request: GenerationRequest
+        self, request: GenerationRequest, context: RequestContext
     ) -> AsyncGenerator[CompletionChunk, None]:
         started = time.perf_counter()
         pieces: list[str] = []
@@ -166,7 +152,7 @@ class GenerationService:
                 usage = chunk.usage or usage
                 yield chunk
         except BaseException as exc:
-            self._record(request, started, error=exc, text="".join(pieces), streamed=True)
+            self._record(request, context, started, error=exc, text="".join(pieces), streamed=True)
             raise
         finally:
             await chunks.aclose()
@@ -176,11 +162,12 @@ class GenerationService:
             usage=usage or Usage(0, 0),
             model=request.model,
         )
-        self._record(request, started, completion=completion, streamed=True)
+        self._record(request, context, started, completion=completion, streamed=True)
 
     def _record(
         self,
         request: GenerationRequest,
+        context: RequestContext,
         started: float,
         *,
         completion: Completion | None = None,
@@ -191,15 +178,14 @@ class GenerationService:
     ) -> None:
         if self.recorder is None:
             return
-        context = structlog.contextvars.get_contextvars()
         usage = completion.usage if completion else Usage(0, 0)
         status: Literal["ok", "error", "cancelled"] = "ok"
         if error is not None:
             status = "error" if isinstance(error, Exception) else "cancelled"
         self.recorder.record(
             GenerationRecord(
-                principal=str(context.get("principal", "anonymous")),
-                request_id=context.get("request_id"),
+                principal=context.principal,
+                request_id=context.request_id,
                 model=completion.model if completion else request.model,
                 status=status,
                 prompt_tokens=usage.prompt_tokens,
@@ -220,12 +206,12 @@ class GenerationService:
         except Exception as exc:  # a cache outage degrades to misses, never to errors
             logger.warning("cache read failed", error=str(exc))
             return None
-        return decode(raw) if raw is not None else None
+        return COMPLETION.validate_json(raw) if raw is not None else None
 
     async def _fetch_and_store(self, key: str, request: GenerationRequest) -> Completion:
         completion = await self.provider.complete(request)
         try:
-            await self.cache.set(key, encode(completion))
+            await self.cache.set(key, COMPLETION.dump_json(completion))
         except Exception as exc:
             logger.warning("cache write failed", error=str(exc))
         return completion

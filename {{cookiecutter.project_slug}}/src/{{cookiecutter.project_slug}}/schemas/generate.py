@@ -58,9 +58,9 @@ class GenerateResponse(BaseModel):
     cached: bool = Field(default=False, description="Served from the response cache.")
 
     @classmethod
-    def of(cls, completion: Completion, *, cached: bool) -> GenerateResponse:
+    def of(cls, completion: Completion, *, cached: bool, id: str | None = None) -> GenerateResponse:
         return cls(
-            id=f"gen-{uuid.uuid4().hex}",
+            id=id or f"gen-{uuid.uuid4().hex}",
             text=completion.text,
             tokens_used=completion.usage.completion_tokens,
             model=completion.model,

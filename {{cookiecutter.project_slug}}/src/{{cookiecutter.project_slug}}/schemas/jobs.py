@@ -1,16 +1,22 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from pydantic import BaseModel, Field
 
-from ..jobs.base import Job, JobStatus
+from ..jobs.base import JOB_RESULT, Job, JobStatus
 from .errors import ErrorDetail
 from .generate import GenerateResponse
 
 
 def timestamp(value: float | None) -> datetime | None:
     return datetime.fromtimestamp(value, UTC) if value is not None else None
+
+
+def job_result(stored: dict[str, Any]) -> GenerateResponse:
+    result = JOB_RESULT.validate_python(stored)
+    return GenerateResponse.of(result.completion, cached=result.cached, id=result.id)
 
 
 class JobResponse(BaseModel):
@@ -30,6 +36,6 @@ class JobResponse(BaseModel):
             created_at=datetime.fromtimestamp(job.created_at, UTC),
             started_at=timestamp(job.started_at),
             finished_at=timestamp(job.finished_at),
-            result=GenerateResponse.model_validate(job.result) if job.result else None,
+            result=job_result(job.result) if job.result else None,
             error=ErrorDetail.model_validate(job.error) if job.error else None,
         )

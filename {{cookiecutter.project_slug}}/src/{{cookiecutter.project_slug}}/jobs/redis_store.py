@@ -10,10 +10,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+from typing import TYPE_CHECKING
 
 from redis.asyncio import Redis
 
 from .base import Job
+
+if TYPE_CHECKING:
+    from ..services import Services
 
 
 class RedisJobStore:
@@ -24,6 +28,15 @@ class RedisJobStore:
         self.prefix = prefix
         self.retention_ms = int(retention_s * 1000)
         self._unfinished = f"{prefix}unfinished"
+
+    @classmethod
+    def for_services(cls, services: Services) -> RedisJobStore:
+        settings = services.settings
+        return cls(
+            services.redis,
+            prefix=f"{settings.redis_key_prefix}jobs:",
+            retention_s=settings.job_retention_s,
+        )
 
     async def add(self, job: Job) -> None:
         await self.save(job)

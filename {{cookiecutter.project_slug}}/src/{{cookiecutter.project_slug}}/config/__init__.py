@@ -1,0 +1,1 @@
+"""The settings of each module, composed into one `Settings` class by `settings.py`."""
