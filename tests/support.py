@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 REPO = Path(__file__).resolve().parents[1]
 HOOKS_DIR = REPO / "hooks"
 # The dev virtual environment the tests run in (`make venv`); its tools check the renders.
@@ -234,3 +236,37 @@ def covered(relative: str, prefixes: Iterable[str]) -> bool:
     return any(
         relative == prefix or relative.startswith(prefix.rstrip("/") + "/") for prefix in prefixes
     )
+
+
+# --- CI files -------------------------------------------------------------------------
+
+# `uses: owner/repo[/path]@<full commit SHA> # vX.Y.Z`: immutable, and it says which release.
+PINNED_ACTION = re.compile(r"^\s*(?:- )?uses: [\w.-]+/[\w./-]+@[0-9a-f]{40} # v\d+(?:\.\d+){0,2}$")
+USES = re.compile(r"^\s*(?:- )?uses:")
+
+
+def unpinned_actions(workflow: Path) -> list[str]:
+    """The `uses:` lines of a GitHub workflow that are not pinned to a commit and a tag."""
+    return [
+        f"{workflow.name}:{number}: {line.strip()}"
+        for number, line in enumerate(workflow.read_text(encoding="utf-8").splitlines(), start=1)
+        if USES.match(line) and not PINNED_ACTION.match(line)
+    ]
+
+
+def load_workflow(path: Path) -> dict[str, Any]:
+    """A GitHub workflow as a dict; its `on:` key under "on" (YAML 1.1 reads it as True)."""
+    workflow = yaml.safe_load(path.read_text(encoding="utf-8"))
+    assert isinstance(workflow, dict), f"{path} is not a YAML mapping"
+    if True in workflow:
+        workflow["on"] = workflow.pop(True)
+    return workflow
+
+
+def write_permissions(permissions: object) -> set[str]:
+    """The scopes a `permissions:` value grants write access to ("*" for write-all)."""
+    if isinstance(permissions, str):
+        return {"*"} if permissions == "write-all" else set()
+    if isinstance(permissions, dict):
+        return {scope for scope, access in permissions.items() if access == "write"}
+    return set()

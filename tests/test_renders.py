@@ -25,10 +25,13 @@ from tests.support import (
     combinations,
     combo_id,
     describe,
+    load_workflow,
     option_values,
     project_files,
     run,
     tool,
+    unpinned_actions,
+    write_permissions,
 )
 
 
@@ -324,6 +327,103 @@ def test_github_workflow_passes_zizmor(matrix: dict[str, Path], combo: dict[str,
         [tool("zizmor"), "--offline", "--no-progress", *workflows], cwd=project, timeout=120
     )
     assert result.returncode == 0, describe(result)
+
+
+@pytest.mark.parametrize("combo", combos_where(ci="github"))
+def test_github_actions_are_pinned_by_commit_sha(
+    matrix: dict[str, Path], combo: dict[str, Any]
+) -> None:
+    workflows = sorted((project_for(matrix, combo) / ".github" / "workflows").glob("*.y*ml"))
+    assert workflows, "no GitHub workflow"
+    problems = [problem for workflow in workflows for problem in unpinned_actions(workflow)]
+    assert not problems, "actions not pinned as `@<commit sha> # vX.Y.Z`:\n" + "\n".join(problems)
+
+
+def ci_test_job(project: Path, ci: str) -> tuple[set[str], dict[str, Any], str]:
+    """The CI test job's service names, environment, and its commands as one text."""
+    if ci == "github":
+        job = load_workflow(project / CI_FILES[ci])["jobs"]["test"]
+        services = set(job.get("services") or {})
+        commands = "\n".join(str(step.get("run", "")) for step in job["steps"])
+        return services, job.get("env") or {}, commands
+    job = yaml.safe_load((project / CI_FILES[ci]).read_text(encoding="utf-8"))["test"]
+    services = {entry["alias"] for entry in job.get("services") or []}
+    return services, job.get("variables") or {}, "\n".join(job["script"])
+
+
+@pytest.mark.parametrize("combo", combos_where(ci="github") + combos_where(ci="gitlab"))
+def test_ci_tests_run_against_the_services_the_project_uses(
+    matrix: dict[str, Path], combo: dict[str, Any]
+) -> None:
+    services, env, commands = ci_test_job(project_for(matrix, combo), combo["ci"])
+    postgres, redis = combo["database"] == "postgresql", combo["use_redis"]
+    assert services == {name for name, used in (("postgres", postgres), ("redis", redis)) if used}
+    assert ("DATABASE_URL" in env) == postgres
+    assert ("REDIS_URL" in env) == redis
+    # The Redis fault tests start a redis-server binary of their own.
+    assert ("install -y -q --no-install-recommends redis-server" in commands) == redis
+    assert "pytest" in commands
+
+
+@pytest.mark.parametrize("combo", combos_where(ci="github"))
+def test_github_image_is_built_every_run_and_pushed_only_from_version_tags(
+    matrix: dict[str, Path], combo: dict[str, Any]
+) -> None:
+    workflow = load_workflow(project_for(matrix, combo) / CI_FILES["github"])
+    jobs = workflow["jobs"]
+    assert workflow["on"]["push"]["tags"] == ["v*"]
+    assert not write_permissions(workflow["permissions"])
+    writers = {name for name, job in jobs.items() if write_permissions(job.get("permissions"))}
+    pushers = {
+        name
+        for name, job in jobs.items()
+        if any((step.get("with") or {}).get("push") is True for step in job["steps"])
+    }
+    assert writers == pushers == {"publish"}
+    assert write_permissions(jobs["publish"]["permissions"]) == {"packages"}
+    assert jobs["publish"]["if"] == "startsWith(github.ref, 'refs/tags/v')"
+    assert {"lint", "test"} <= set(jobs["publish"]["needs"])
+    assert jobs["image"]["if"] == "!startsWith(github.ref, 'refs/tags/v')"
+
+
+@pytest.mark.parametrize("combo", combos_where(ci="gitlab"))
+def test_gitlab_image_is_built_every_pipeline_and_pushed_only_from_version_tags(
+    matrix: dict[str, Path], combo: dict[str, Any]
+) -> None:
+    pipeline = yaml.safe_load(
+        (project_for(matrix, combo) / CI_FILES["gitlab"]).read_text(encoding="utf-8")
+    )
+    jobs = {
+        name: job for name, job in pipeline.items() if isinstance(job, dict) and "script" in job
+    }
+    pushers = {
+        name for name, job in jobs.items() if any("docker push" in line for line in job["script"])
+    }
+    assert pushers == {"push-image"}
+    version_tag = {"if": "$CI_COMMIT_TAG =~ /^v/"}
+    assert jobs["push-image"]["rules"] == [version_tag]
+    assert jobs["build-image"]["rules"] == [
+        {**version_tag, "when": "never"},
+        {"when": "on_success"},
+    ]
+    assert "docker login" not in "\n".join(jobs["build-image"]["script"])
+
+
+@pytest.mark.parametrize("combo", combos_where(ci="github") + combos_where(ci="gitlab"))
+def test_ci_cruft_check_runs_only_for_cruft_projects_and_cannot_fail_the_run(
+    matrix: dict[str, Path], combo: dict[str, Any]
+) -> None:
+    path = project_for(matrix, combo) / CI_FILES[combo["ci"]]
+    if combo["ci"] == "github":
+        job = load_workflow(path)["jobs"]["template"]
+        assert job["continue-on-error"] is True
+        (check,) = [step for step in job["steps"] if "cruft check" in step.get("run", "")]
+        assert check["if"] == "hashFiles('.cruft.json') != ''"
+    else:
+        job = yaml.safe_load(path.read_text(encoding="utf-8"))["cruft-check"]
+        assert job["allow_failure"] is True
+        assert job["rules"] == [{"exists": [".cruft.json"]}]
+        assert "cruft check" in job["script"]
 
 
 @pytest.mark.parametrize("combo", MATRIX, ids=IDS)
