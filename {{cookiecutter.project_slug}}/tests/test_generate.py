@@ -102,6 +102,6 @@ async def test_fake_stream_matches_the_complete_answer() -> None:
     completion = await provider.complete(request)
     chunks = [chunk async for chunk in provider.stream(request)]
     assert "".join(chunk.text for chunk in chunks) == completion.text
-    assert chunks[-1].finish_reason == completion.finish_reason
+    assert [c.finish_reason for c in chunks if c.finish_reason] == [completion.finish_reason]
     assert chunks[-1].usage == completion.usage
-    assert all(chunk.finish_reason is None for chunk in chunks[:-1])
+    assert chunks[-2].finish_reason == completion.finish_reason  # the choice's last chunk

@@ -3,7 +3,8 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from {{ cookiecutter.project_slug }} import PROJECT_NAME, __version__, main, services
+from {{ cookiecutter.project_slug }} import PROJECT_NAME, __version__, main
+from {{ cookiecutter.project_slug }}.llm import models
 from {{ cookiecutter.project_slug }}.llm.fake import FakeProvider
 
 from .conftest import AUTH, make_settings
@@ -22,7 +23,7 @@ def test_probes_answer_without_auth(client: TestClient) -> None:
     assert client.get("/health/live").json() == {"status": "ok"}
     ready = client.get("/health/ready")
     assert ready.status_code == 200
-{%- set checks = ["provider", "jobs"] %}
+{%- set checks = ["models", "jobs"] %}
 {%- if cookiecutter.use_redis %}{% set checks = ["redis"] + checks %}{% endif %}
 {%- if cookiecutter.database != "none" %}{% set checks = ["database"] + checks %}{% endif %}
     checks = dict.fromkeys({{ checks | tojson }}, "ok")
@@ -52,18 +53,16 @@ def test_failing_check_makes_readiness_503_with_the_reason(client: TestClient) -
     assert response.json()["checks"]["dependency"] == "ConnectionError: refused"
 
 
-def test_lifespan_builds_the_provider_and_closes_it(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_lifespan_builds_the_providers_and_closes_them(monkeypatch: pytest.MonkeyPatch) -> None:
     closed: list[str] = []
 
     class RecordingProvider(FakeProvider):
         async def aclose(self) -> None:
-            closed.append(self.model)
+            closed.append(self.name)
 
-    monkeypatch.setattr(
-        services, "build_provider", lambda settings: RecordingProvider(model=settings.llm_model)
-    )
+    monkeypatch.setattr(models, "FakeProvider", RecordingProvider)
     with TestClient(main.create_app(make_settings(llm_model="lifespan-model"))) as client:
         body = client.post("/api/v1/generate", json={"prompt": "hi"}, headers=AUTH).json()
         assert body["model"] == "lifespan-model"
         assert closed == []
-    assert closed == ["lifespan-model"]
+    assert closed == ["fake"]  # one upstream: the chat and embedding models share it

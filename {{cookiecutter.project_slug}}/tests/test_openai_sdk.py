@@ -33,7 +33,7 @@ def client(base_url: str) -> openai.OpenAI:
 
 
 def test_models_list(client: openai.OpenAI) -> None:
-    assert [model.id for model in client.models.list()] == ["fake-model"]
+    assert [model.id for model in client.models.list()] == ["fake-model", "fake-embedding"]
 
 
 def test_chat_completion(client: openai.OpenAI) -> None:

@@ -3,6 +3,7 @@ Retry-After, timeouts, the circuit breaker, streams cut mid-way, and cancellatio
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 
@@ -27,7 +28,8 @@ def test_proxies_a_completion(upstream: Upstream, upstream_url: str) -> None:
     assert response.status_code == 200
     body = response.json()
     assert body["text"] == "w0 w1 w2 w3 w4"
-    assert body["usage"] == {"prompt_tokens": 3, "completion_tokens": 5, "total_tokens": 8}
+    usage = body["usage"]
+    assert (usage["prompt_tokens"], usage["completion_tokens"], usage["total_tokens"]) == (3, 5, 8)
     assert len(upstream.requests) == 1
     assert upstream.requests[0]["messages"] == [{"role": "user", "content": "hello upstream"}]
     assert upstream.headers[0]["authorization"] == "Bearer sk-upstream"
@@ -102,7 +104,11 @@ def test_unreachable_upstream_is_502() -> None:
 
 def test_circuit_breaker_opens_reports_and_recovers(upstream: Upstream, upstream_url: str) -> None:
     settings = upstream_settings(
-        upstream_url, llm_max_retries=0, llm_breaker_failures=2, llm_breaker_reset_s=0.5
+        upstream_url,
+        llm_max_retries=0,
+        llm_breaker_min_calls=2,
+        llm_breaker_failure_rate=0.5,
+        llm_breaker_reset_s=0.5,
     )
     upstream.then(Behaviour(status=500), Behaviour(status=500))
     with TestClient(create_app(settings)) as client:
@@ -116,12 +122,75 @@ def test_circuit_breaker_opens_reports_and_recovers(upstream: Upstream, upstream
         assert len(upstream.requests) == 2  # the open circuit spared the upstream
         ready = client.get("/health/ready")
         assert ready.status_code == 503
-        assert ready.json()["checks"]["provider"].startswith("circuit open")
+        assert "circuit open" in ready.json()["checks"]["models"]
 
         time.sleep(0.6)  # half-open: one trial call goes through and closes it
         assert client.post("/api/v1/generate", json=PROMPT, headers=AUTH).status_code == 200
         assert client.get("/health/ready").status_code == 200
     assert len(upstream.requests) == 3
+
+
+def test_one_callers_retries_and_an_upstream_429_do_not_open_the_circuit(
+    upstream: Upstream, upstream_url: str
+) -> None:
+    # One prompt that fails three times (retries included), then a 429: back-pressure.
+    upstream.then(*[Behaviour(status=500)] * 3, Behaviour(status=429, retry_after="0"))
+    with TestClient(create_app(upstream_settings(upstream_url, llm_max_retries=2))) as client:
+        assert client.post("/api/v1/generate", json=PROMPT, headers=AUTH).status_code == 502
+        assert client.post("/api/v1/generate", json=PROMPT, headers=AUTH).status_code == 200
+        assert client.get("/health/ready").status_code == 200
+        assert client.post("/api/v1/generate", json=PROMPT, headers=AUTH).status_code == 200
+    assert len(upstream.requests) == 6  # 3 tries, the 429 and its retry, then one more
+
+
+def test_each_upstream_has_its_own_circuit(upstream: Upstream, upstream_url: str) -> None:
+    failing = Upstream()
+    failing.default = Behaviour(status=500)
+    with serve(failing.app(), lifespan="off") as failing_url:
+        models = [
+            {"name": "healthy", "base_url": f"{upstream_url}/v1"},
+            {"name": "broken", "base_url": f"{failing_url}/v1", "upstream_model": "real-name"},
+        ]
+        settings = upstream_settings(
+            upstream_url, llm_models=models, llm_max_retries=0, llm_breaker_min_calls=2
+        )
+        with TestClient(create_app(settings)) as client:
+            broken = {**PROMPT, "model": "broken"}
+            for _ in range(2):
+                assert client.post("/api/v1/generate", json=broken, headers=AUTH).status_code == 502
+            refused = client.post("/api/v1/generate", json=broken, headers=AUTH)
+            assert refused.json()["error"]["code"] == "circuit_open"
+            healthy = client.post(
+                "/api/v1/generate", json={**PROMPT, "model": "healthy"}, headers=AUTH
+            )
+            assert healthy.status_code == 200
+    assert failing.requests[0]["model"] == "real-name"  # the upstream's own name for it
+    assert upstream.requests[0]["model"] == "healthy"
+
+
+def test_a_retry_waiting_for_its_turn_holds_no_bulkhead_slot(
+    upstream: Upstream, upstream_url: str
+) -> None:
+    upstream.then(Behaviour(status=503, retry_after="1"))  # the first call waits 1 s to retry
+    settings = upstream_settings(upstream_url, llm_max_concurrency=1)
+
+    async def two_calls(base_url: str) -> tuple[float, float]:
+        async with httpx.AsyncClient(base_url=base_url, headers=AUTH, timeout=10) as http:
+
+            async def timed(delay: float) -> float:
+                await asyncio.sleep(delay)
+                start = time.monotonic()
+                response = await http.post("/api/v1/generate", json=PROMPT)
+                assert response.status_code == 200
+                return time.monotonic() - start
+
+            slow, quick = await asyncio.gather(timed(0), timed(0.3))
+            return slow, quick
+
+    with serve(create_app(settings)) as base_url:
+        slow, quick = asyncio.run(two_calls(base_url))
+    assert slow >= 1.0
+    assert quick < 0.5  # it did not wait for the retrying call's slot
 
 
 def test_stream_retries_before_the_first_token(upstream: Upstream, upstream_url: str) -> None:

@@ -53,7 +53,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         # Closed first: running jobs still need the services.
         job_queue = await stack.enter_async_context(open_job_queue(services))
         lifecycle.add_check("jobs", job_queue.readiness)
-        logger.info("started", environment=settings.environment, provider=services.provider.name)
+        models = [route.name for route in services.models.routes]
+        logger.info("started", environment=settings.environment, models=models)
         yield {"services": services, "jobs": job_queue, "cpu": cpu}
     logger.info("stopped")
 

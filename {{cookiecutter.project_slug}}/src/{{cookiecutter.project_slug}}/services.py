@@ -31,8 +31,7 @@ from .jobs.redis_store import RedisJobStore
 {%- elif cookiecutter.database == "none" %}
 from .jobs.memory_store import MemoryJobStore
 {%- endif %}
-from .llm.base import Provider
-from .llm.factory import build_provider
+from .llm.models import ModelRegistry, build_registry
 from .llm.service import GenerationRecorder, GenerationService
 from .settings import Settings
 
@@ -51,7 +50,7 @@ class Services:
 {%- if cookiecutter.use_redis %}
     redis: Redis = field(init=False)
 {%- endif %}
-    provider: Provider = field(init=False)
+    models: ModelRegistry = field(init=False)
     generation: GenerationService = field(init=False)
 
 
@@ -74,11 +73,11 @@ async def open_services(settings: Settings, lifecycle: Lifecycle) -> AsyncIterat
 {%- elif cookiecutter.database == "none" %}
         services.job_store = MemoryJobStore(retention_s=settings.job_retention_s)
 {%- endif %}
-        services.provider = build_provider(settings)
-        stack.push_async_callback(services.provider.aclose)
-        lifecycle.add_check("provider", services.provider.readiness)
+        services.models = build_registry(settings)
+        stack.push_async_callback(services.models.aclose)
+        lifecycle.add_check("models", services.models.readiness)
         stack.push_async_callback(services.cache.aclose)
         services.generation = GenerationService(
-            services.provider, services.cache, services.recorder
+            services.models, services.cache, services.recorder, cache_scope=settings.cache_scope
         )
         yield services

@@ -6,7 +6,9 @@ The fields every deployment has are here; each optional module keeps its own in
 
 from __future__ import annotations
 
+import tomllib
 from functools import lru_cache
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
@@ -16,6 +18,7 @@ from .config.common import CommaList, SettingsPart, split_commas
 {%- if cookiecutter.database != "none" %}
 from .config.database import DatabaseSettings
 {%- endif %}
+from .config.models import ModelConfig
 {%- if cookiecutter.use_redis %}
 from .config.redis import RedisSettings
 {%- endif %}
@@ -56,16 +59,27 @@ class Settings(
     llm_base_url: str = "https://api.openai.com/v1"
     llm_api_key: SecretStr = SecretStr("")
     llm_model: str = "fake-model"
+    # The embedding model: empty means "fake-embedding" with the fake provider, none otherwise.
+    llm_embedding_model: str = ""
+    # Several models (JSON list of ModelConfig), or a TOML file with [[models]] tables.
+    llm_models: tuple[ModelConfig, ...] = ()
+    llm_models_file: Path | None = None
     llm_timeout_s: float = Field(default=30.0, gt=0)
     llm_max_retries: int = Field(default=2, ge=0, le=10)
     llm_max_concurrency: int = Field(default=64, ge=1)
-    llm_breaker_failures: int = Field(default=5, ge=1)
+    # The circuit opens when, over the window, at least MIN_CALLS calls ended and
+    # FAILURE_RATE of them failed; it stays open RESET_S, then lets one call try.
+    llm_breaker_window_s: float = Field(default=30.0, gt=0)
+    llm_breaker_min_calls: int = Field(default=10, ge=1)
+    llm_breaker_failure_rate: float = Field(default=0.5, gt=0, le=1)
     llm_breaker_reset_s: float = Field(default=30.0, gt=0)
     fake_llm_token_latency_ms: float = Field(default=0.0, ge=0)
     fake_llm_failure_rate: float = Field(default=0.0, ge=0, le=1)
     fake_llm_fail_after_tokens: int | None = Field(default=None, ge=0)
 
     cache_ttl_s: float = Field(default=300.0, ge=0)
+    # Cached answers are each caller's own (principal), or shared by every caller (global).
+    cache_scope: Literal["principal", "global"] = "principal"
     cache_max_entries: int = Field(default=10_000, ge=1)
     batch_max_items: int = Field(default=32, ge=1)
     batch_concurrency: int = Field(default=8, ge=1)
@@ -96,6 +110,20 @@ class Settings(
                 "ENVIRONMENT=production needs API_KEYS set to random keys of 16+ characters "
                 "(the post-generation hook wrote one to .env)"
             )
+        return self
+
+    @model_validator(mode="after")
+    def read_models_file(self) -> Settings:
+        if self.llm_models_file is None:
+            return self
+        if self.llm_models:
+            raise ValueError("set LLM_MODELS or LLM_MODELS_FILE, not both")
+        try:
+            data = tomllib.loads(self.llm_models_file.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ValueError(f"LLM_MODELS_FILE {self.llm_models_file}: {exc}") from exc
+        models = tuple(ModelConfig.model_validate(entry) for entry in data.get("models", []))
+        object.__setattr__(self, "llm_models", models)  # frozen: set once, while validating
         return self
 
     @property

@@ -17,7 +17,6 @@ from ..core.cpu import CPUPool
 from ..core.lifecycle import Lifecycle
 from ..core.security import Principal, authenticate, presented_key
 from ..jobs.base import JobQueue
-from ..llm.base import Provider
 from ..llm.service import GenerationService
 from ..middleware.request_id import request_id_of
 from ..services import Services
@@ -36,10 +35,6 @@ async def get_services(connection: HTTPConnection) -> Services:
     return cast(Services, connection.state.services)
 
 
-async def get_provider(connection: HTTPConnection) -> Provider:
-    return cast(Services, connection.state.services).provider
-
-
 async def get_generation_service(connection: HTTPConnection) -> GenerationService:
     return cast(Services, connection.state.services).generation
 
@@ -55,7 +50,6 @@ async def get_cpu_pool(connection: HTTPConnection) -> CPUPool:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 LifecycleDep = Annotated[Lifecycle, Depends(get_lifecycle)]
 ServicesDep = Annotated[Services, Depends(get_services)]
-ProviderDep = Annotated[Provider, Depends(get_provider)]
 GenerationServiceDep = Annotated[GenerationService, Depends(get_generation_service)]
 JobQueueDep = Annotated[JobQueue, Depends(get_job_queue)]
 CPUPoolDep = Annotated[CPUPool, Depends(get_cpu_pool)]

@@ -12,7 +12,7 @@ from fastapi.sse import EventSourceResponse
 
 from ..core.context import RequestContext
 from ..core.errors import APIError, error_detail
-from ..llm.base import FinishReason, Usage
+from ..llm.base import CompletionChunk, FinishReason, Usage
 from ..llm.errors import ProviderError
 from ..llm.service import CachePolicy, GenerationService
 from ..llm.tokens import count_tokens
@@ -84,18 +84,21 @@ class NativeStream:
 
     id: str
     model: str
+    reason: FinishReason = "stop"
 
     def start(self) -> list[bytes]:
         return []
 
-    def delta(self, text: str) -> bytes:
-        return sse({"text": text}, event="delta")
+    def chunk(self, chunk: CompletionChunk) -> list[bytes]:
+        self.model = chunk.model or self.model
+        self.reason = chunk.finish_reason or self.reason
+        return [sse({"text": chunk.text}, event="delta")] if chunk.text else []
 
-    def finish(self, reason: FinishReason, usage: Usage | None) -> list[bytes]:
+    def end(self, usage: Usage | None) -> list[bytes]:
         done = StreamDone(
             id=self.id,
             model=self.model,
-            finish_reason=reason,
+            finish_reason=self.reason,
             tokens_used=usage.completion_tokens if usage else 0,
             usage=UsageInfo.of(usage) if usage else None,
         )
@@ -117,11 +120,10 @@ async def generate_stream(
     settings: SettingsDep,
     context: RequestContextDep,
 ) -> EventSourceResponse:
-    chunks = service.stream(body.to_generation(settings.llm_model), context)
+    generation = body.to_generation(settings.llm_model)
+    chunks = service.stream(generation, context)
     first = await open_stream(request, chunks)
-    events = stream_events(
-        first, chunks, NativeStream(f"gen-{uuid.uuid4().hex}", settings.llm_model)
-    )
+    events = stream_events(first, chunks, NativeStream(f"gen-{uuid.uuid4().hex}", generation.model))
     return sse_response(events, ping_interval_s=settings.sse_ping_interval_s)
 
 

@@ -1,10 +1,16 @@
-"""OpenAI-compatible API (`/v1`): the official SDKs work with `base_url=http://host/v1`."""
+"""OpenAI-compatible API (`/v1`): the official SDKs work with `base_url=http://host/v1`.
+
+Chat Completions (tools, structured outputs, streaming exactly as OpenAI streams),
+Completions, Models and Embeddings. The Responses API has its own router.
+"""
 
 from __future__ import annotations
 
+import base64
+import struct
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -12,33 +18,33 @@ from fastapi.sse import EventSourceResponse
 
 from ..core.context import RequestContext
 from ..core.errors import APIError
-from ..llm.base import Completion, FinishReason, GenerationRequest, Usage
+from ..llm.base import Completion, CompletionChunk, EmbeddingRequest, GenerationRequest, Usage
 from ..llm.service import CachePolicy, GenerationService
-from ..schemas.errors import ERROR_RESPONSES
+from ..schemas.errors import ERROR_RESPONSES, ErrorResponse
 from ..schemas.openai import (
-    AssistantMessage,
-    ChatChoice,
     ChatCompletion,
     ChatCompletionChunk,
     ChatCompletionRequest,
+    ChoiceLogprobs,
     ChunkChoice,
     ChunkDelta,
-    CompletionParams,
     CompletionRequest,
     CompletionUsage,
+    EmbeddingItem,
+    EmbeddingList,
+    EmbeddingRequestIn,
+    EmbeddingUsage,
+    FunctionCallDeltaOut,
+    LegacyLogprobs,
     Model,
     ModelList,
+    SamplingParams,
     TextChoice,
     TextCompletion,
+    ToolCallDeltaOut,
 )
 from ..settings import Settings
-from .deps import (
-    GenerationServiceDep,
-    PrincipalDep,
-    ProviderDep,
-    RequestContextDep,
-    SettingsDep,
-)
+from .deps import GenerationServiceDep, PrincipalDep, RequestContextDep, SettingsDep
 from .streaming import (
     DONE,
     SSE_RESPONSES,
@@ -60,14 +66,17 @@ def event(chunk: ChatCompletionChunk | TextCompletion) -> bytes:
 
 @dataclass
 class ChatStream:
-    """`chat.completion.chunk` events: role first, finish reason last, then usage, [DONE]."""
+    """`chat.completion.chunk` events: role first, deltas (text, tool calls), the finish
+    reason of each choice, then the usage chunk when asked for, then `[DONE]`."""
 
     id: str
     created: int
     model: str
+    choices: int
     include_usage: bool
+    _finished: set[int] = field(default_factory=set)
 
-    def _chunk(self, choices: list[ChunkChoice], usage: Usage | None = None) -> bytes:
+    def _event(self, choices: list[ChunkChoice], usage: Usage | None = None) -> bytes:
         return event(
             ChatCompletionChunk(
                 id=self.id,
@@ -79,15 +88,51 @@ class ChatStream:
         )
 
     def start(self) -> list[bytes]:
-        return [self._chunk([ChunkChoice(delta=ChunkDelta(role="assistant", content=""))])]
+        return [
+            self._event([ChunkChoice(index=index, delta=ChunkDelta(role="assistant", content=""))])
+            for index in range(self.choices)
+        ]
 
-    def delta(self, text: str) -> bytes:
-        return self._chunk([ChunkChoice(delta=ChunkDelta(content=text))])
+    def chunk(self, chunk: CompletionChunk) -> list[bytes]:
+        if chunk.model:
+            self.model = chunk.model  # the upstream's own name for the model it ran
+        events = []
+        if chunk.has_output or chunk.logprobs:
+            delta = ChunkDelta(
+                content=chunk.text or None,
+                refusal=chunk.refusal,
+                tool_calls=[
+                    ToolCallDeltaOut(
+                        index=call.index,
+                        id=call.id,
+                        type="function" if call.id else None,
+                        function=FunctionCallDeltaOut(name=call.name, arguments=call.arguments),
+                    )
+                    for call in chunk.tool_calls
+                ]
+                or None,
+            )
+            logprobs = ChoiceLogprobs.of(chunk.logprobs)
+            events.append(
+                self._event([ChunkChoice(index=chunk.index, delta=delta, logprobs=logprobs)])
+            )
+        if chunk.finish_reason is not None:
+            self._finished.add(chunk.index)
+            choice = ChunkChoice(
+                index=chunk.index, delta=ChunkDelta(), finish_reason=chunk.finish_reason
+            )
+            events.append(self._event([choice]))
+        return events
 
-    def finish(self, reason: FinishReason, usage: Usage | None) -> list[bytes]:
-        events = [self._chunk([ChunkChoice(delta=ChunkDelta(), finish_reason=reason)])]
+    def end(self, usage: Usage | None) -> list[bytes]:
+        # A choice the upstream never finished (it ended the stream early) ends here.
+        events = [
+            self._event([ChunkChoice(index=index, delta=ChunkDelta(), finish_reason="stop")])
+            for index in range(self.choices)
+            if index not in self._finished
+        ]
         if self.include_usage and usage is not None:
-            events.append(self._chunk([], usage))
+            events.append(self._event([], usage))
         return [*events, DONE]
 
     def error(self, body: dict[str, Any]) -> bytes:
@@ -97,6 +142,8 @@ class ChatStream:
 @dataclass
 class TextStream(ChatStream):
     """`text_completion` events, as `/v1/completions` streams them."""
+
+    echo: str | None = None
 
     def _text(self, choices: list[TextChoice], usage: Usage | None = None) -> bytes:
         return event(
@@ -110,28 +157,42 @@ class TextStream(ChatStream):
         )
 
     def start(self) -> list[bytes]:
-        return []
+        if not self.echo:
+            return []
+        echo = self.echo
+        return [
+            self._text([TextChoice(index=i, text=echo, finish_reason=None)])
+            for i in range(self.choices)
+        ]
 
-    def delta(self, text: str) -> bytes:
-        return self._text([TextChoice(text=text, finish_reason=None)])
+    def chunk(self, chunk: CompletionChunk) -> list[bytes]:
+        if chunk.model:
+            self.model = chunk.model
+        events = []
+        if chunk.text or chunk.logprobs:
+            logprobs = LegacyLogprobs.of(chunk.logprobs)
+            choice = TextChoice(
+                index=chunk.index, text=chunk.text, finish_reason=None, logprobs=logprobs
+            )
+            events.append(self._text([choice]))
+        if chunk.finish_reason is not None:
+            self._finished.add(chunk.index)
+            events.append(
+                self._text(
+                    [TextChoice(index=chunk.index, text="", finish_reason=chunk.finish_reason)]
+                )
+            )
+        return events
 
-    def finish(self, reason: FinishReason, usage: Usage | None) -> list[bytes]:
-        events = [self._text([TextChoice(text="", finish_reason=reason)])]
+    def end(self, usage: Usage | None) -> list[bytes]:
+        events = [
+            self._text([TextChoice(index=index, text="", finish_reason="stop")])
+            for index in range(self.choices)
+            if index not in self._finished
+        ]
         if self.include_usage and usage is not None:
             events.append(self._text([], usage))
         return [*events, DONE]
-
-
-async def checked_model(provider: ProviderDep, model: str) -> str:
-    available = await provider.list_models()
-    if model not in available:
-        raise APIError(
-            404,
-            f"The model '{model}' does not exist; available: {', '.join(available)}.",
-            code="model_not_found",
-            param="model",
-        )
-    return model
 
 
 async def run(
@@ -141,7 +202,7 @@ async def run(
     settings: Settings,
     context: RequestContext,
     generation: GenerationRequest,
-    body: CompletionParams,
+    body: SamplingParams,
     fmt: ChatStream,
 ) -> Completion | EventSourceResponse:
     """A stream (as `fmt` spells it) or a whole completion, as the request asks."""
@@ -159,15 +220,40 @@ async def run(
 
 
 @router.get("/models", summary="List the models this service serves")
-async def list_models(provider: ProviderDep, settings: SettingsDep, _: PrincipalDep) -> ModelList:
-    owner = "system" if settings.llm_provider == "fake" else settings.llm_provider
-    models = await provider.list_models()
-    return ModelList(data=[Model(id=name, created=0, owned_by=owner) for name in models])
+async def list_models(service: GenerationServiceDep, _: PrincipalDep) -> ModelList:
+    return ModelList(
+        data=[
+            Model(id=route.name, created=route.created, owned_by=route.owned_by)
+            for route in service.models.routes
+        ]
+    )
+
+
+@router.get(
+    "/models/{model_id:path}",
+    summary="One model (by its name or an alias)",
+    responses={404: {"model": ErrorResponse, "description": "No such model"}},
+)
+async def get_model(model_id: str, service: GenerationServiceDep, _: PrincipalDep) -> Model:
+    route = service.models.find(model_id)
+    if route is None:
+        raise APIError(
+            404,
+            f"The model '{model_id}' does not exist.",
+            code="model_not_found",
+            param="model",
+        )
+    return Model(id=route.name, created=route.created, owned_by=route.owned_by)
 
 
 @router.post(
     "/chat/completions",
     summary="Create a chat completion (streamed when `stream` is true)",
+    description="Tools (`tools`, `tool_choice`, `parallel_tool_calls`), structured outputs "
+    "(`response_format`), `n`, `stop`, `seed`, `logprobs`, penalties, `logit_bias`, "
+    "`reasoning_effort`, `metadata`, text and image content, `developer` and `tool` "
+    "messages: passed to the model server. A parameter the model cannot honour is a 400 "
+    "with `code: unsupported_parameter` naming it.",
     response_model=ChatCompletion,
     responses=SSE_RESPONSES,
 )
@@ -176,30 +262,16 @@ async def chat_completions(
     request: Request,
     response: Response,
     service: GenerationServiceDep,
-    provider: ProviderDep,
     settings: SettingsDep,
     context: RequestContextDep,
 ) -> ChatCompletion | EventSourceResponse:
-    model = await checked_model(provider, body.model)
-    generation = body.to_generation(model, default_max_tokens=DEFAULT_MAX_TOKENS)
+    generation = body.to_generation(default_max_tokens=DEFAULT_MAX_TOKENS)
     completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
-    fmt = ChatStream(completion_id, created, model, body.include_usage)
+    fmt = ChatStream(completion_id, created, body.model, body.n, body.include_usage)
     result = await run(request, response, service, settings, context, generation, body, fmt)
     if not isinstance(result, Completion):
         return result
-    completion = result
-    return ChatCompletion(
-        id=completion_id,
-        created=created,
-        model=completion.model,
-        choices=[
-            ChatChoice(
-                message=AssistantMessage(content=completion.text),
-                finish_reason=completion.finish_reason,
-            )
-        ],
-        usage=CompletionUsage.of(completion.usage),
-    )
+    return ChatCompletion.of(result, id=completion_id, created=created)
 
 
 @router.post(
@@ -213,22 +285,39 @@ async def completions(
     request: Request,
     response: Response,
     service: GenerationServiceDep,
-    provider: ProviderDep,
     settings: SettingsDep,
     context: RequestContextDep,
 ) -> TextCompletion | EventSourceResponse:
-    model = await checked_model(provider, body.model)
-    generation = body.to_generation(model)
+    generation = body.to_generation()
     completion_id, created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
-    fmt = TextStream(completion_id, created, model, body.include_usage)
+    echo = body.prompt_text if body.echo else None
+    fmt = TextStream(completion_id, created, body.model, body.n, body.include_usage, echo=echo)
     result = await run(request, response, service, settings, context, generation, body, fmt)
     if not isinstance(result, Completion):
         return result
-    completion = result
-    return TextCompletion(
-        id=completion_id,
-        created=created,
-        model=completion.model,
-        choices=[TextChoice(text=completion.text, finish_reason=completion.finish_reason)],
-        usage=CompletionUsage.of(completion.usage),
+    return TextCompletion.of(result, id=completion_id, created=created, echo=echo)
+
+
+def base64_floats(vector: tuple[float, ...]) -> str:
+    """OpenAI's `encoding_format: base64`: little-endian float32, base64-encoded."""
+    return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+
+
+@router.post("/embeddings", summary="Create embeddings for one or more inputs")
+async def embeddings(
+    body: EmbeddingRequestIn,
+    request: Request,
+    service: GenerationServiceDep,
+    context: RequestContextDep,
+) -> EmbeddingList:
+    asked = EmbeddingRequest(body.inputs(), body.model, body.dimensions, body.user)
+    result = await cancel_on_disconnect(request, service.embed(asked, context))
+    encode = base64_floats if body.encoding_format == "base64" else list
+    return EmbeddingList(
+        data=[
+            EmbeddingItem(index=index, embedding=encode(vector))
+            for index, vector in enumerate(result.vectors)
+        ],
+        model=result.model,
+        usage=EmbeddingUsage(prompt_tokens=result.prompt_tokens, total_tokens=result.prompt_tokens),
     )

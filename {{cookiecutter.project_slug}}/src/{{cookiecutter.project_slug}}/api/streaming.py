@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncGenerator, Awaitable
+from contextlib import suppress
 from typing import Any, Protocol, TypeVar
 
 from fastapi import Request
@@ -17,7 +18,7 @@ from fastapi.sse import KEEPALIVE_COMMENT, EventSourceResponse, format_sse_event
 
 from ..core.errors import APIError, error_body
 from ..core.logging import get_logger
-from ..llm.base import CompletionChunk, FinishReason, Usage
+from ..llm.base import CompletionChunk, Usage
 from ..llm.errors import ProviderError
 
 T = TypeVar("T")
@@ -72,7 +73,12 @@ async def with_heartbeat(
             yield event
         await producer  # re-raises what the source raised
     finally:
-        producer.cancel()
+        if not producer.done():
+            producer.cancel()
+            # Awaited, so the source's own cleanup (upstream close, slot release, the
+            # log row) has run, and its errors are seen, before the response ends.
+            with suppress(asyncio.CancelledError):
+                await producer
 
 
 def sse_response(
@@ -148,13 +154,13 @@ async def open_stream(
 
 
 class StreamFormat(Protocol):
-    """How one API spells a stream: the events of its start, of a text delta, of its end."""
+    """How one API spells a stream: its opening events, the events of each chunk, its end."""
 
     def start(self) -> list[bytes]: ...
 
-    def delta(self, text: str) -> bytes: ...
+    def chunk(self, chunk: CompletionChunk) -> list[bytes]: ...
 
-    def finish(self, reason: FinishReason, usage: Usage | None) -> list[bytes]: ...
+    def end(self, usage: Usage | None) -> list[bytes]: ...
 
     def error(self, body: dict[str, Any]) -> bytes: ...
 
@@ -167,20 +173,21 @@ async def stream_events(
     A failure after that point can no longer change the status code: it becomes an
     error event, and the stream ends.
     """
+    usage: Usage | None = None
     try:
         for event in fmt.start():
             yield event
-        last = first
-        if first.text:
-            yield fmt.delta(first.text)
+        for event in fmt.chunk(first):
+            yield event
+        usage = first.usage
         async for chunk in chunks:
-            last = chunk
-            if chunk.text:
-                yield fmt.delta(chunk.text)
+            usage = chunk.usage or usage
+            for event in fmt.chunk(chunk):
+                yield event
     except ProviderError as exc:
-        status = APIError.from_provider(exc).status_code
+        error = APIError.from_provider(exc)
         logger.warning("stream failed after first token", error=exc.message)
-        yield fmt.error(error_body(status, exc.message, code=exc.code))
+        yield fmt.error(error_body(error.status_code, error.message, code=error.code))
         return
     except Exception:  # a bug must still end the stream the documented way
         logger.exception("stream crashed after first token")
@@ -188,5 +195,5 @@ async def stream_events(
         return
     finally:
         await chunks.aclose()
-    for event in fmt.finish(last.finish_reason or "stop", last.usage):
+    for event in fmt.end(usage):
         yield event

@@ -22,8 +22,8 @@ from ..core.context import RequestContext
 from ..core.errors import APIError, describe_validation, error_detail
 from ..core.logging import get_logger
 from ..core.security import authenticate, presented_key
-from ..llm.base import ChatMessage, GenerationRequest
-from ..llm.errors import ProviderError
+from ..llm.base import ChatMessage, FinishReason, GenerationRequest, Usage
+from ..llm.errors import ProviderError, UnknownModelError
 from ..llm.service import GenerationService
 from ..middleware.request_id import request_id_of
 from ..schemas.generate import UsageInfo
@@ -124,18 +124,18 @@ class ChatSession:
             messages=(*self.history, turn),
             max_tokens=message.max_tokens,
             temperature=message.temperature,
-            model=self.settings.llm_model,
+            model=message.model or self.settings.llm_model,
         )
         text: list[str] = []
+        reason: FinishReason = "stop"
+        usage: Usage | None = None
         try:
             async for chunk in self.service.stream(request, self.context):
-                if chunk.text:
+                if chunk.text and chunk.index == 0:
                     text.append(chunk.text)
                     await self.send(DeltaMessage(text=chunk.text))
-                if chunk.finish_reason is not None:
-                    if chunk.usage is not None:
-                        await self.send(UsageMessage(usage=UsageInfo.of(chunk.usage)))
-                    await self.send(DoneMessage(id=reply_id, finish_reason=chunk.finish_reason))
+                reason = chunk.finish_reason or reason
+                usage = chunk.usage or usage
         except asyncio.CancelledError:
             with suppress(Exception):  # the socket may already be gone
                 await self.send(DoneMessage(id=reply_id, finish_reason="cancelled"))
@@ -144,6 +144,16 @@ class ChatSession:
             error = APIError.from_provider(exc)
             await self.send_error(error.status_code, error.message, code=error.code)
             return
+        except UnknownModelError as exc:
+            await self.send_error(404, exc.message, code="model_not_found", param="model")
+            return
+        except Exception:  # a bug must not leave the client waiting for `done`
+            logger.exception("websocket reply failed", reply_id=reply_id)
+            await self.send_error(500, "The reply failed unexpectedly.", code="internal_error")
+            return
+        if usage is not None:
+            await self.send(UsageMessage(usage=UsageInfo.of(usage)))
+        await self.send(DoneMessage(id=reply_id, finish_reason=reason))
         self.history = [*self.history, turn, ChatMessage("assistant", "".join(text))][
             -HISTORY_MESSAGES:
         ]

@@ -20,6 +20,8 @@ from ..llm.errors import (
     CircuitOpenError,
     OverloadedError,
     ProviderError,
+    UnknownModelError,
+    UnsupportedParameterError,
     UpstreamRateLimitedError,
     UpstreamRejectedError,
     UpstreamTimeoutError,
@@ -146,6 +148,10 @@ async def handle_error(request: Request, exc: Exception) -> JSONResponse:
     """Exception handler for the three kinds of errors a route can raise on purpose."""
     if isinstance(exc, ProviderError):
         exc = APIError.from_provider(exc)
+    if isinstance(exc, UnknownModelError):
+        exc = APIError(404, exc.message, code="model_not_found", param="model")
+    if isinstance(exc, UnsupportedParameterError):
+        exc = APIError(400, exc.message, code="unsupported_parameter", param=exc.param)
     if isinstance(exc, APIError):
         return error_response(
             exc.status_code, exc.message, code=exc.code, param=exc.param, headers=exc.headers
@@ -166,5 +172,12 @@ async def handle_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    for exc_class in (APIError, ProviderError, HTTPException, RequestValidationError):
+    for exc_class in (
+        APIError,
+        ProviderError,
+        UnknownModelError,
+        UnsupportedParameterError,
+        HTTPException,
+        RequestValidationError,
+    ):
         app.add_exception_handler(exc_class, handle_error)

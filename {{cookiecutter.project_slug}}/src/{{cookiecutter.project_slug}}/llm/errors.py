@@ -56,3 +56,23 @@ class OverloadedError(ProviderError):
     """Every upstream slot (LLM_MAX_CONCURRENCY) stayed busy for too long."""
 
     code = "overloaded"
+
+
+class UnsupportedParameterError(ValueError):
+    """The request asks for something its model cannot do (the caller's to change)."""
+
+    def __init__(self, param: str, message: str | None = None) -> None:
+        super().__init__(message or f"'{param}' is not supported by this model.")
+        self.param = param
+        self.message = str(self)
+
+
+class UnknownModelError(LookupError):
+    """The request names a model this service does not serve."""
+
+    def __init__(self, name: str, *, kind: str, available: list[str]) -> None:
+        what = "model" if kind == "chat" else "embedding model"
+        listed = ", ".join(available) or "none"
+        super().__init__(f"The {what} '{name}' does not exist; available: {listed}.")
+        self.name = name
+        self.message = str(self)

@@ -13,12 +13,18 @@ import json
 import time
 from collections.abc import AsyncGenerator, Mapping
 from email.utils import parsedate_to_datetime
-from typing import Any, cast
+from typing import Any
 
 import aiohttp
 import structlog
 
-from .base import Completion, CompletionChunk, FinishReason, GenerationRequest, Usage
+from .base import (
+    Completion,
+    CompletionChunk,
+    EmbeddingRequest,
+    Embeddings,
+    GenerationRequest,
+)
 from .errors import (
     ProviderError,
     UpstreamBadResponseError,
@@ -27,8 +33,7 @@ from .errors import (
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
-
-FINISH_REASONS: dict[str, FinishReason] = {"stop": "stop", "length": "length"}
+from .openai_wire import chat_payload, embeddings_payload, parse_chunk, parse_completion
 
 
 def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
@@ -84,33 +89,6 @@ def status_error(status: int, body: str, headers: Mapping[str, str]) -> Provider
     return UpstreamBadResponseError(f"The model server answered {status}: {detail}")
 
 
-def payload(request: GenerationRequest, *, stream: bool) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "model": request.model,
-        "messages": [{"role": m.role, "content": m.content} for m in request.messages],
-        "max_tokens": request.max_tokens,
-        "temperature": request.temperature,
-        "stream": stream,
-    }
-    if request.top_p is not None:
-        body["top_p"] = request.top_p
-    if request.stop:
-        body["stop"] = list(request.stop)
-    if stream:
-        body["stream_options"] = {"include_usage": True}
-    return body
-
-
-def parse_usage(data: Any) -> Usage | None:
-    if not isinstance(data, dict):
-        return None
-    return Usage(int(data.get("prompt_tokens", 0)), int(data.get("completion_tokens", 0)))
-
-
-def finish_reason(value: Any) -> FinishReason:
-    return FINISH_REASONS.get(str(value), "stop")
-
-
 class OpenAICompatibleProvider:
     name = "openai"
 
@@ -119,13 +97,13 @@ class OpenAICompatibleProvider:
         *,
         base_url: str,
         api_key: str,
-        model: str,
         timeout_s: float,
         max_connections: int,
         connect_timeout_s: float = 5.0,
+        max_tokens_parameter: str = "max_tokens",
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        self.model = model
+        self.max_tokens_parameter = max_tokens_parameter
         headers = {"Accept": "application/json", "Content-Type": "application/json"}
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
@@ -154,43 +132,64 @@ class OpenAICompatibleProvider:
         request_id = structlog.contextvars.get_contextvars().get("request_id")
         return {"X-Request-ID": str(request_id)} if request_id else {}
 
-    async def complete(self, request: GenerationRequest) -> Completion:
-        body = json.dumps(payload(request, stream=False)).encode()
+    def check(self, request: GenerationRequest) -> None:
+        return None  # the upstream decides; its refusals come back as 400s
+
+    async def _post(self, path: str, payload: dict[str, Any]) -> bytes:
+        """POST a JSON body and read the whole answer (bounded by the total timeout)."""
+        body = json.dumps(payload).encode()
         try:
             async with self._session.post(
-                self._chat_url(), data=body, headers=self._headers(), timeout=self._complete_timeout
+                f"{self.base_url}{path}",
+                data=body,
+                headers=self._headers(),
+                timeout=self._complete_timeout,
             ) as response:
                 raw = await response.read()
                 if response.status != 200:
                     text = raw.decode("utf-8", "replace")
                     raise status_error(response.status, text, response.headers)
+                return raw
         except TimeoutError as exc:
             raise UpstreamTimeoutError(
                 f"The model server did not answer within {self._total_timeout_s:g} s."
             ) from exc
         except aiohttp.ClientError as exc:
             raise UpstreamUnavailableError(f"Cannot reach the model server: {exc}") from exc
+
+    async def complete(self, request: GenerationRequest) -> Completion:
+        payload = chat_payload(
+            request, stream=False, max_tokens_parameter=self.max_tokens_parameter
+        )
+        raw = await self._post("/chat/completions", payload)
         try:
-            data = json.loads(raw)
-            choice = data["choices"][0]
-            content = choice["message"].get("content") or ""
-            usage = parse_usage(data.get("usage")) or Usage(0, 0)
-            return Completion(
-                text=str(content),
-                finish_reason=finish_reason(choice.get("finish_reason")),
-                usage=usage,
-                model=str(data.get("model") or request.model),
-            )
+            return parse_completion(json.loads(raw), request.model)
         except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
             raise UpstreamBadResponseError(
                 f"The model server sent an unreadable completion: {raw[:200]!r}"
             ) from exc
 
+    async def embed(self, request: EmbeddingRequest) -> Embeddings:
+        raw = await self._post("/embeddings", embeddings_payload(request))
+        try:
+            data = json.loads(raw)
+            items = sorted(data["data"], key=lambda item: int(item.get("index", 0)))
+            vectors = tuple(tuple(float(x) for x in item["embedding"]) for item in items)
+            if len(vectors) != len(request.inputs):
+                raise ValueError("one embedding per input expected")
+            usage = data.get("usage") or {}
+            tokens = int(usage.get("prompt_tokens") or 0)
+            return Embeddings(vectors, tokens, str(data.get("model") or request.model))
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+            raise UpstreamBadResponseError(
+                f"The model server sent unreadable embeddings: {raw[:200]!r}"
+            ) from exc
+
     async def stream(self, request: GenerationRequest) -> AsyncGenerator[CompletionChunk, None]:
-        body = json.dumps(payload(request, stream=True)).encode()
+        payload = chat_payload(request, stream=True, max_tokens_parameter=self.max_tokens_parameter)
         try:
             async with self._session.post(
-                self._chat_url(), data=body, headers=self._headers()
+                self._chat_url(), data=json.dumps(payload).encode(), headers=self._headers()
             ) as response:
                 if response.status != 200:
                     raise status_error(response.status, await response.text(), response.headers)
@@ -208,15 +207,12 @@ class OpenAICompatibleProvider:
     async def _read_events(
         self, response: aiohttp.ClientResponse
     ) -> AsyncGenerator[CompletionChunk, None]:
-        reason: FinishReason | None = None
-        usage: Usage | None = None
         async for raw_line in response.content:
             line = raw_line.decode("utf-8", "replace").strip()
             if not line.startswith("data:"):
                 continue  # blank separators, comments (keep-alives), event names
             data = line[5:].strip()
             if data == "[DONE]":
-                yield CompletionChunk(text="", finish_reason=reason or "stop", usage=usage)
                 return
             try:
                 event = json.loads(data)
@@ -226,21 +222,12 @@ class OpenAICompatibleProvider:
                     raise UpstreamBadResponseError(
                         f"The model server failed mid-stream: {data[:300]}"
                     )
-                usage = parse_usage(event.get("usage")) or usage
-                pieces = []
-                for choice in cast(list[dict[str, Any]], event.get("choices") or []):
-                    pieces.append((choice.get("delta") or {}).get("content") or "")
-                    if choice.get("finish_reason"):
-                        reason = finish_reason(choice["finish_reason"])
-            except (ValueError, TypeError, AttributeError) as exc:
+                chunks = parse_chunk(event)
+            except (ValueError, TypeError, AttributeError, KeyError) as exc:
                 raise UpstreamBadResponseError(f"Unreadable stream event: {data[:200]!r}") from exc
-            for text in pieces:
-                if text:
-                    yield CompletionChunk(text=str(text))
+            for chunk in chunks:
+                yield chunk
         raise UpstreamBadResponseError("The model server ended the stream without [DONE].")
-
-    async def list_models(self) -> list[str]:
-        return [self.model]
 
     async def readiness(self) -> str | None:
         return None

@@ -1,10 +1,15 @@
-"""Resilience composed around any provider: bulkhead, circuit breaker, retries.
+"""Resilience composed around one upstream's provider: bulkhead, circuit breaker, retries.
 
-- Bulkhead: at most `max_concurrency` upstream calls in flight; a caller waits up to
-  `queue_timeout_s` for a slot, then gets OverloadedError (503 + Retry-After).
-- Circuit breaker: after `failure_threshold` consecutive upstream failures the circuit
-  opens and calls fail fast for `reset_timeout_s`; then one trial call (half-open)
-  decides whether it closes again. Readiness reports it.
+- Bulkhead: at most `max_concurrency` calls in flight to the upstream; a caller waits
+  up to `queue_timeout_s` for a slot, then gets OverloadedError (503 + Retry-After).
+  A slot is held while a call runs, never while a retry waits for its turn.
+- Circuit breaker: over a rolling window, once at least `min_calls` calls ended and
+  `failure_rate` of them failed, the circuit opens and calls fail fast for
+  `reset_timeout_s`; then one trial call (half-open) decides. Each call counts once,
+  however often it was retried, so one caller's retries cannot open it alone; requests
+  the upstream refused as invalid, and its rate limiting, are not failures.
+- Back-pressure: an upstream 429 pauses the upstream for its `Retry-After`; calls in
+  that pause wait for it (when short) or are answered 429 at once (when long).
 - Retries (tenacity): jittered exponential backoff that honours `Retry-After`, only for
   retryable failures, and for streams only before the first token reaches the caller.
 
@@ -17,20 +22,28 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
-from functools import partial
+from collections import deque
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Literal, TypeVar
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from ..core.logging import get_logger
-from .base import Completion, CompletionChunk, GenerationRequest, Provider
+from .base import (
+    Completion,
+    CompletionChunk,
+    EmbeddingRequest,
+    Embeddings,
+    GenerationRequest,
+    Provider,
+)
 from .errors import (
     CircuitOpenError,
     OverloadedError,
     ProviderError,
     UpstreamBadResponseError,
+    UpstreamRateLimitedError,
     UpstreamRejectedError,
 )
 
@@ -39,11 +52,29 @@ T = TypeVar("T")
 BreakerState = Literal["closed", "open", "half_open"]
 
 
+def counts_against_upstream(exc: BaseException) -> bool:
+    """Failures of the upstream itself: not the request's, not our limits', not a 429."""
+    return isinstance(exc, ProviderError) and not isinstance(
+        exc,
+        UpstreamRejectedError | UpstreamRateLimitedError | CircuitOpenError | OverloadedError,
+    )
+
+
 class CircuitBreaker:
-    def __init__(self, *, failure_threshold: int = 5, reset_timeout_s: float = 30.0) -> None:
-        self.failure_threshold = failure_threshold
+    def __init__(
+        self,
+        *,
+        window_s: float = 30.0,
+        min_calls: int = 10,
+        failure_rate: float = 0.5,
+        reset_timeout_s: float = 30.0,
+    ) -> None:
+        self.window_s = window_s
+        self.min_calls = min_calls
+        self.failure_rate = failure_rate
         self.reset_timeout_s = reset_timeout_s
-        self.failures = 0
+        self._outcomes: deque[tuple[float, bool]] = deque()  # (when, failed)
+        self._failures = 0
         self._opened_at = 0.0
         self._state: BreakerState = "closed"
         self._trial_running = False
@@ -57,65 +88,58 @@ class CircuitBreaker:
     def _remaining(self) -> float:
         return self._opened_at + self.reset_timeout_s - time.monotonic()
 
-    def before_call(self) -> None:
-        """Raise CircuitOpenError unless a call may go upstream now."""
+    def before_call(self) -> bool:
+        """Raise CircuitOpenError unless a call may go upstream now; True for a trial call."""
         state = self.state
         if state == "closed":
-            return
+            return False
         if state == "half_open" and not self._trial_running:
-            self._trial_running = True  # this call is the trial
-            return
+            self._trial_running = True
+            return True
         raise CircuitOpenError(
             "The model server is failing; requests are paused while it recovers.",
             retry_after=max(1.0, round(self._remaining(), 1)),
         )
 
-    def record_success(self) -> None:
-        if self._state != "closed":
-            logger.info("circuit closed")
-        self._state, self.failures, self._trial_running = "closed", 0, False
-
-    @contextmanager
-    def guard(self) -> Iterator[None]:
-        """Admit one call (or raise CircuitOpenError) and count it if the upstream fails."""
-        self.before_call()
-        with self.watch():
-            yield
-
-    @contextmanager
-    def watch(self) -> Iterator[None]:
-        """Count a failure of work already admitted (e.g. the rest of a stream)."""
-        try:
-            yield
-        except BaseException as exc:
-            if counts_against_upstream(exc):
-                self.record_failure()
-            else:
+    def record(self, exc: BaseException | None, *, trial: bool = False) -> None:
+        """The outcome of one call (None: it succeeded)."""
+        if exc is not None and not counts_against_upstream(exc):
+            if trial:
                 self._trial_running = False  # cancelled or refused: let another call try
-            raise
+            return
+        failed = exc is not None
+        if trial or self._state != "closed":
+            self._trial_running = False
+            if failed:
+                self._open()
+            else:
+                logger.info("circuit closed")
+                self._state = "closed"
+                self._outcomes.clear()
+                self._failures = 0
+            return
+        now = time.monotonic()
+        self._outcomes.append((now, failed))
+        self._failures += failed
+        while self._outcomes and self._outcomes[0][0] < now - self.window_s:
+            self._failures -= self._outcomes.popleft()[1]
+        calls = len(self._outcomes)
+        if calls >= self.min_calls and self._failures >= self.failure_rate * calls:
+            self._open()
 
-    def record_failure(self) -> None:
-        self.failures += 1
-        if self._trial_running or self.failures >= self.failure_threshold:
-            if self._state != "open" or self._trial_running:
-                logger.warning("circuit opened", failures=self.failures)
-            self._state, self._opened_at, self._trial_running = "open", time.monotonic(), False
-
-
-def counts_against_upstream(exc: BaseException) -> bool:
-    """Failures of the upstream itself, not of the request or of our own limits."""
-    return isinstance(exc, ProviderError) and not isinstance(
-        exc, UpstreamRejectedError | CircuitOpenError | OverloadedError
-    )
+    def _open(self) -> None:
+        logger.warning("circuit opened", failures=self._failures, calls=len(self._outcomes))
+        self._state, self._opened_at = "open", time.monotonic()
 
 
 class ResilientProvider:
-    """A Provider that wraps another one with bulkhead, breaker and retries."""
+    """A Provider that wraps another one, for one upstream, with bulkhead, breaker and retries."""
 
     def __init__(
         self,
         provider: Provider,
         *,
+        upstream: str,
         max_retries: int,
         max_concurrency: int,
         breaker: CircuitBreaker | None = None,
@@ -126,6 +150,7 @@ class ResilientProvider:
     ) -> None:
         self.provider = provider
         self.name = provider.name
+        self.upstream = upstream  # a label for logs and metrics, never a secret
         self.breaker = breaker or CircuitBreaker()
         self.max_retries = max_retries
         self.max_concurrency = max_concurrency
@@ -135,11 +160,15 @@ class ResilientProvider:
         self.backoff_max_s = backoff_max_s
         self._slots = asyncio.Semaphore(max_concurrency)
         self.in_flight = 0
+        self.waiting = 0
+        self.retries = 0
+        self._paused_until = 0.0
 
     # -- bulkhead -------------------------------------------------------------------
     @asynccontextmanager
     async def _slot(self) -> AsyncIterator[None]:
         if self.in_flight >= self.max_concurrency:  # only a full bulkhead pays for a timer
+            self.waiting += 1
             try:
                 async with asyncio.timeout(self.queue_timeout_s):
                     await self._slots.acquire()
@@ -149,6 +178,8 @@ class ResilientProvider:
                     f"{self.queue_timeout_s:g} s; try again shortly.",
                     retry_after=1.0,
                 ) from None
+            finally:
+                self.waiting -= 1
         else:
             await self._slots.acquire()
         self.in_flight += 1
@@ -157,6 +188,22 @@ class ResilientProvider:
         finally:
             self.in_flight -= 1
             self._slots.release()
+
+    # -- back-pressure ----------------------------------------------------------------
+    async def _respect_pause(self) -> None:
+        """Wait out the upstream's last 429 pause, or refuse at once if it is long."""
+        remaining = self._paused_until - time.monotonic()
+        if remaining <= 0:
+            return
+        if remaining > self.max_retry_after_s:
+            raise UpstreamRateLimitedError(
+                "The model server is rate limiting requests.", retry_after=remaining
+            )
+        await asyncio.sleep(remaining)
+
+    def _note_pause(self, exc: BaseException) -> None:
+        if isinstance(exc, UpstreamRateLimitedError) and exc.retry_after:
+            self._paused_until = max(self._paused_until, time.monotonic() + exc.retry_after)
 
     # -- retries --------------------------------------------------------------------
     def _should_retry(self, exc: BaseException) -> bool:
@@ -178,22 +225,41 @@ class ResilientProvider:
         return self._delay(exc, state.attempt_number + 1)
 
     def _log_retry(self, exc: BaseException | None, attempt: int, wait_s: float) -> None:
+        self.retries += 1
         logger.warning(
             "retrying upstream call",
+            upstream=self.upstream,
             attempt=attempt,
             error=type(exc).__name__,
             wait_s=round(wait_s, 3),
         )
 
+    async def _attempt(self, call: Callable[[], Awaitable[T]]) -> T:
+        await self._respect_pause()
+        try:
+            return await call()
+        except ProviderError as exc:
+            self._note_pause(exc)
+            raise
+
     async def _retried(self, call: Callable[[], Awaitable[T]]) -> T:
-        """`call` under the breaker, retried on retryable failures.
+        """`call` retried on retryable failures; the breaker sees the call's outcome once.
 
         The first try runs bare: most calls succeed, and a retry controller per call
         would cost every request. tenacity takes over after a retryable failure.
         """
+        trial = self.breaker.before_call()
         try:
-            with self.breaker.guard():
-                return await call()
+            result = await self._retry_loop(call)
+        except BaseException as exc:
+            self.breaker.record(exc, trial=trial)
+            raise
+        self.breaker.record(None, trial=trial)
+        return result
+
+    async def _retry_loop(self, call: Callable[[], Awaitable[T]]) -> T:
+        try:
+            return await self._attempt(call)
         except ProviderError as exc:
             if self.max_retries == 0 or not self._should_retry(exc):
                 raise
@@ -212,52 +278,60 @@ class ResilientProvider:
             reraise=True,
         )
         async for attempt in retrying:
-            with attempt, self.breaker.guard():
-                return await call()
+            with attempt:
+                return await self._attempt(call)
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
 
     # -- Provider -------------------------------------------------------------------
+    def check(self, request: GenerationRequest) -> None:
+        self.provider.check(request)
+
     async def complete(self, request: GenerationRequest) -> Completion:
-        async with self._slot():
-            completion = await self._retried(partial(self.provider.complete, request))
-            self.breaker.record_success()
-            return completion
+        async def call() -> Completion:
+            async with self._slot():
+                return await self.provider.complete(request)
+
+        return await self._retried(call)
+
+    async def embed(self, request: EmbeddingRequest) -> Embeddings:
+        async def call() -> Embeddings:
+            async with self._slot():
+                return await self.provider.embed(request)
+
+        return await self._retried(call)
 
     async def stream(self, request: GenerationRequest) -> AsyncGenerator[CompletionChunk, None]:
-        async with self._slot():
-            chunks, first = await self._open_stream(request)
-            # From here on the caller has tokens: no retry can take them back.
+        stack, chunks, first = await self._retried(lambda: self._open_stream(request))
+        # From here on the caller has tokens: no retry can take them back. The slot
+        # taken for the stream (in `stack`) is held until it ends.
+        async with stack:
             try:
                 yield first
-                with self.breaker.watch():
-                    async for chunk in chunks:
-                        yield chunk
+                async for chunk in chunks:
+                    yield chunk
+            except ProviderError as exc:
+                self.breaker.record(exc)  # cut mid-way: the upstream failed after all
+                raise
             finally:
                 await chunks.aclose()
 
     async def _open_stream(
         self, request: GenerationRequest
-    ) -> tuple[AsyncGenerator[CompletionChunk, None], CompletionChunk]:
-        """Start a stream and wait for its first chunk, retrying until one arrives."""
-
-        async def first_chunk() -> tuple[AsyncGenerator[CompletionChunk, None], CompletionChunk]:
-            chunks = self.provider.stream(request)
-            try:
-                first = await anext(chunks)
-            except StopAsyncIteration:
-                empty = UpstreamBadResponseError("The model server sent an empty stream.")
-                raise empty from None
-            except BaseException:
-                await chunks.aclose()
-                raise
-            return chunks, first
-
-        opened = await self._retried(first_chunk)
-        self.breaker.record_success()  # a first token shows the upstream is serving
-        return opened
-
-    async def list_models(self) -> list[str]:
-        return await self.provider.list_models()
+    ) -> tuple[AsyncExitStack, AsyncGenerator[CompletionChunk, None], CompletionChunk]:
+        """Take a slot, start a stream and wait for its first chunk (one attempt)."""
+        stack = AsyncExitStack()
+        await stack.enter_async_context(self._slot())
+        chunks = self.provider.stream(request)
+        try:
+            first = await anext(chunks)
+        except StopAsyncIteration:
+            await stack.aclose()
+            raise UpstreamBadResponseError("The model server sent an empty stream.") from None
+        except BaseException:
+            await chunks.aclose()
+            await stack.aclose()
+            raise
+        return stack, chunks, first
 
     async def readiness(self) -> str | None:
         if self.breaker.state == "open":

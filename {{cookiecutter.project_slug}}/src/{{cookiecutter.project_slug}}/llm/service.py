@@ -1,19 +1,23 @@
-"""The one place routes go through to reach a model: caching and request coalescing.
+"""The one place routes go through to reach a model: routing, caching, coalescing, the log.
+
+A request names a public model; the registry gives the upstream that serves it and
+the upstream's name for it, and refuses parameters that upstream cannot honour.
 
 A request is cacheable when its temperature is 0 (the output is meant to be
 reproducible) or the caller opts in; `refresh` skips the read (the caller sent
 `Cache-Control: no-cache`) but still stores the fresh answer. Identical cacheable
-requests that arrive while one is in flight share that one upstream call.
+requests that arrive while one is in flight share that one upstream call. Cache and
+coalescing are kept per caller (CACHE_SCOPE=principal) unless the deployment shares
+them (`global`): otherwise `X-Cache: HIT` would tell one tenant what another asked.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import time
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import partial
 from typing import Literal, Protocol
@@ -23,9 +27,21 @@ from pydantic import TypeAdapter
 from ..core.cache import ResponseCache
 from ..core.context import RequestContext
 from ..core.logging import get_logger
-from .base import Completion, CompletionChunk, GenerationRequest, Provider, Usage
+from .base import (
+    ChatMessage,
+    Completion,
+    CompletionChunk,
+    EmbeddingRequest,
+    Embeddings,
+    FinishReason,
+    GenerationRequest,
+    Usage,
+)
+from .models import ModelRegistry
+from .resilience import ResilientProvider
 
 logger = get_logger(__name__)
+CacheScope = Literal["principal", "global"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,22 +57,24 @@ class CachePolicy:
         return cls(use=use, refresh=no_cache)
 
 
-def fingerprint(request: GenerationRequest) -> str:
-    """A key that is equal for requests that must produce the same answer."""
-    normalised = {
-        "model": request.model,
-        "messages": [[m.role, m.content.strip()] for m in request.messages],
-        "max_tokens": request.max_tokens,
-        "temperature": round(request.temperature, 4),
-        "top_p": request.top_p,
-        "stop": sorted(request.stop),
-    }
-    digest = hashlib.sha256(json.dumps(normalised, sort_keys=True).encode()).hexdigest()
-    return f"completion:{digest}"
-
-
-# Cached completions are stored as JSON (pydantic reads and writes the dataclasses).
+# Requests and cached completions as JSON (pydantic reads and writes the dataclasses).
+REQUEST = TypeAdapter(GenerationRequest)
 COMPLETION = TypeAdapter(Completion)
+
+
+def normalised(message: ChatMessage) -> ChatMessage:
+    return (
+        replace(message, content=message.content.strip())
+        if isinstance(message.content, str)
+        else message
+    )
+
+
+def fingerprint(request: GenerationRequest, scope: str) -> str:
+    """A key that is equal for requests that must produce the same answer, per scope."""
+    same = replace(request, messages=tuple(normalised(m) for m in request.messages))
+    digest = hashlib.sha256(scope.encode() + b"\0" + REQUEST.dump_json(same)).hexdigest()
+    return f"completion:{digest}"
 
 
 class _Flight:
@@ -95,14 +113,25 @@ class GenerationRecorder(Protocol):
 class GenerationService:
     def __init__(
         self,
-        provider: Provider,
+        models: ModelRegistry,
         cache: ResponseCache,
         recorder: GenerationRecorder | None = None,
+        *,
+        cache_scope: CacheScope = "principal",
     ) -> None:
-        self.provider = provider
+        self.models = models
         self.cache = cache
         self.recorder = recorder
+        self.cache_scope = cache_scope
         self._in_flight: dict[str, _Flight] = {}
+
+    def route(self, request: GenerationRequest) -> tuple[ResilientProvider, GenerationRequest]:
+        """The upstream for the request's model, and the request as it must see it.
+
+        Raises UnknownModelError, or UnsupportedParameterError for what it cannot honour.
+        """
+        route = self.models.resolve(request.model, "chat")
+        return route.provider, route.chat_request(request)
 
     async def complete(
         self,
@@ -111,9 +140,10 @@ class GenerationService:
         policy: CachePolicy = CachePolicy(),
     ) -> tuple[Completion, bool]:
         """The completion, and whether it came from the cache."""
+        provider, upstream_request = self.route(request)
         started = time.perf_counter()
         try:
-            completion, cached = await self._complete(request, policy)
+            completion, cached = await self._complete(provider, upstream_request, context, policy)
         except BaseException as exc:
             self._record(request, context, started, error=exc)
             raise
@@ -121,48 +151,64 @@ class GenerationService:
         return completion, cached
 
     async def _complete(
-        self, request: GenerationRequest, policy: CachePolicy
+        self,
+        provider: ResilientProvider,
+        request: GenerationRequest,
+        context: RequestContext,
+        policy: CachePolicy,
     ) -> tuple[Completion, bool]:
         if not policy.use:
-            return await self.provider.complete(request), False
-        key = fingerprint(request)
+            return await provider.complete(request), False
+        scope = context.principal if self.cache_scope == "principal" else ""
+        key = fingerprint(request, scope)
         if not policy.refresh:
             cached = await self._read(key)
             if cached is not None:
                 return cached, True
-        return await self._coalesced(key, request), False
+        return await self._coalesced(key, provider, request), False
 
     def stream(
         self, request: GenerationRequest, context: RequestContext
     ) -> AsyncGenerator[CompletionChunk, None]:
+        """The chunks of a streamed answer (routing errors are raised here, before any)."""
+        provider, upstream_request = self.route(request)
         if self.recorder is None:
-            return self.provider.stream(request)
-        return self._recorded_stream(request, context)
+            return provider.stream(upstream_request)
+        return self._recorded_stream(provider, upstream_request, request, context)
 
     async def _recorded_stream(
-        self, request: GenerationRequest, context: RequestContext
+        self,
+        provider: ResilientProvider,
+        upstream_request: GenerationRequest,
+        request: GenerationRequest,
+        context: RequestContext,
     ) -> AsyncGenerator[CompletionChunk, None]:
         started = time.perf_counter()
         pieces: list[str] = []
         usage: Usage | None = None
-        chunks = self.provider.stream(request)
+        reason: FinishReason = "stop"
+        chunks = provider.stream(upstream_request)
         try:
             async for chunk in chunks:
-                pieces.append(chunk.text)
+                if chunk.index == 0:
+                    pieces.append(chunk.text)
+                    reason = chunk.finish_reason or reason
                 usage = chunk.usage or usage
                 yield chunk
         except BaseException as exc:
-            self._record(request, context, started, error=exc, text="".join(pieces), streamed=True)
+            text = "".join(pieces)
+            self._record(request, context, started, error=exc, text=text, streamed=True)
             raise
         finally:
             await chunks.aclose()
-        completion = Completion(
-            text="".join(pieces),
-            finish_reason="stop",
-            usage=usage or Usage(0, 0),
-            model=request.model,
+        completion = Completion.of_text(
+            "".join(pieces), finish_reason=reason, usage=usage or Usage(0, 0), model=request.model
         )
         self._record(request, context, started, completion=completion, streamed=True)
+
+    async def embed(self, request: EmbeddingRequest, context: RequestContext) -> Embeddings:
+        route = self.models.resolve(request.model, "embedding")
+        return await route.provider.embed(route.embedding_request(request))
 
     def _record(
         self,
@@ -194,7 +240,7 @@ class GenerationService:
                 cached=cached,
                 streamed=streamed,
                 error_code=getattr(error, "code", None) if error else None,
-                prompt=request.messages[-1].content,
+                prompt=request.prompt,
                 completion=completion.text if completion else text,
                 created_at=datetime.now(UTC),
             )
@@ -208,20 +254,25 @@ class GenerationService:
             return None
         return COMPLETION.validate_json(raw) if raw is not None else None
 
-    async def _fetch_and_store(self, key: str, request: GenerationRequest) -> Completion:
-        completion = await self.provider.complete(request)
+    async def _fetch_and_store(
+        self, key: str, provider: ResilientProvider, request: GenerationRequest
+    ) -> Completion:
+        completion = await provider.complete(request)
         try:
             await self.cache.set(key, COMPLETION.dump_json(completion))
         except Exception as exc:
             logger.warning("cache write failed", error=str(exc))
         return completion
 
-    async def _coalesced(self, key: str, request: GenerationRequest) -> Completion:
+    async def _coalesced(
+        self, key: str, provider: ResilientProvider, request: GenerationRequest
+    ) -> Completion:
         flight = self._in_flight.get(key)
         if flight is None:
-            flight = _Flight(asyncio.create_task(self._fetch_and_store(key, request)))
+            task = asyncio.create_task(self._fetch_and_store(key, provider, request))
+            flight = _Flight(task)
             self._in_flight[key] = flight
-            flight.task.add_done_callback(partial(self._forget, key, flight))
+            task.add_done_callback(partial(self._forget, key, flight))
         flight.waiters += 1
         try:
             return await asyncio.shield(flight.task)

@@ -8,15 +8,29 @@ API runs it in the process pool (see `core/cpu.py`).
 
 from __future__ import annotations
 
+import json
 import re
+from dataclasses import asdict
+
+from .base import GenerationRequest, ImagePart
 
 TOKEN = re.compile(r"\w+|[^\w\s]")
+MESSAGE_FRAME = 4  # chat templates frame every message with a few tokens of their own
+IMAGE_TOKENS = 85  # what OpenAI bills a low-detail image
 
 
 def count_tokens(text: str) -> int:
     return sum(max(1, (len(piece) + 3) // 4) for piece in TOKEN.findall(text))
 
 
-def count_message_tokens(contents: list[str]) -> int:
-    # Chat templates frame every message with a few tokens of their own.
-    return sum(count_tokens(content) + 4 for content in contents)
+def request_tokens(request: GenerationRequest) -> int:
+    """The prompt's tokens: messages, their tool calls and images, and the tool definitions."""
+    total = 0
+    for message in request.messages:
+        total += MESSAGE_FRAME + count_tokens(message.text)
+        total += sum(count_tokens(call.name + call.arguments) for call in message.tool_calls)
+        if not isinstance(message.content, str):
+            total += IMAGE_TOKENS * sum(isinstance(part, ImagePart) for part in message.content)
+    if request.tools:
+        total += count_tokens(json.dumps([asdict(tool) for tool in request.tools]))
+    return total

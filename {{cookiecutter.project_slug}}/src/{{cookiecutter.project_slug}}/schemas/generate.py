@@ -1,11 +1,10 @@
 from __future__ import annotations
 
 import uuid
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..llm.base import Completion, GenerationRequest, Usage
+from ..llm.base import Completion, FinishReason, GenerationRequest, Usage
 from .errors import ErrorDetail
 
 
@@ -27,17 +26,37 @@ class GenerateRequest(BaseModel):
         default=None,
         description="Cache the answer: by default only at temperature 0; true opts in, false out.",
     )
+    model: str | None = Field(
+        default=None,
+        min_length=1,
+        description="A model of `GET /v1/models` (by default the service's LLM_MODEL).",
+    )
 
-    def to_generation(self, model: str) -> GenerationRequest:
+    def to_generation(self, default_model: str) -> GenerationRequest:
         return GenerationRequest.from_prompt(
-            self.prompt, max_tokens=self.max_tokens, temperature=self.temperature, model=model
+            self.prompt,
+            max_tokens=self.max_tokens,
+            temperature=self.temperature,
+            model=self.model or default_model,
         )
+
+
+class PromptTokensDetails(BaseModel):
+    cached_tokens: int = Field(default=0, description="Served from the model's prompt cache.")
+
+
+class CompletionTokensDetails(BaseModel):
+    reasoning_tokens: int = Field(default=0, description="Spent on hidden reasoning.")
 
 
 class UsageInfo(BaseModel):
     prompt_tokens: int = Field(examples=[12])
     completion_tokens: int = Field(examples=[42])
     total_tokens: int = Field(examples=[54])
+    prompt_tokens_details: PromptTokensDetails = Field(default_factory=PromptTokensDetails)
+    completion_tokens_details: CompletionTokensDetails = Field(
+        default_factory=CompletionTokensDetails
+    )
 
     @classmethod
     def of(cls, usage: Usage) -> UsageInfo:
@@ -45,6 +64,10 @@ class UsageInfo(BaseModel):
             prompt_tokens=usage.prompt_tokens,
             completion_tokens=usage.completion_tokens,
             total_tokens=usage.total_tokens,
+            prompt_tokens_details=PromptTokensDetails(cached_tokens=usage.cached_tokens),
+            completion_tokens_details=CompletionTokensDetails(
+                reasoning_tokens=usage.reasoning_tokens
+            ),
         )
 
 
@@ -53,7 +76,7 @@ class GenerateResponse(BaseModel):
     text: str = Field(examples=["Retrieval-augmented generation combines a search step with..."])
     tokens_used: int = Field(description="Completion tokens produced.", examples=[42])
     model: str = Field(examples=["gpt-4o-mini"])
-    finish_reason: Literal["stop", "length"] = Field(examples=["stop"])
+    finish_reason: FinishReason = Field(examples=["stop"])
     usage: UsageInfo
     cached: bool = Field(default=False, description="Served from the response cache.")
 
@@ -75,7 +98,7 @@ class StreamDone(BaseModel):
 
     id: str
     model: str
-    finish_reason: Literal["stop", "length"]
+    finish_reason: FinishReason
     tokens_used: int
     usage: UsageInfo | None
 

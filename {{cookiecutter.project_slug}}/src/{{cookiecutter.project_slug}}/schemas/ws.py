@@ -18,6 +18,7 @@ class PromptMessage(BaseModel):
     prompt: str = Field(min_length=1, max_length=100_000)
     max_tokens: int = Field(default=200, ge=1, le=8192)
     temperature: float = Field(default=0.7, ge=0.0, le=2.0)
+    model: str | None = Field(default=None, min_length=1)
 
 
 class CancelMessage(BaseModel):
@@ -51,7 +52,7 @@ class UsageMessage(BaseModel):
 class DoneMessage(BaseModel):
     type: Literal["done"] = "done"
     id: str
-    finish_reason: Literal["stop", "length", "cancelled"]
+    finish_reason: Literal["stop", "length", "tool_calls", "content_filter", "cancelled"]
 
 
 class PongMessage(BaseModel):
