@@ -37,6 +37,8 @@ class Behaviour:
     cut_after_chunks: int | None = None  # stream: drop the connection after this many
     token_delay_s: float = 0.0
     tokens: int = 5
+    tool_calls: list[dict[str, str]] = field(default_factory=list)  # [{"name", "arguments"}]
+    finish_reason: str | None = None  # overrides "stop" / "tool_calls"
 
 
 @dataclass
@@ -61,7 +63,27 @@ class Upstream:
         self.default = Behaviour()
 
     def app(self) -> Starlette:
-        return Starlette(routes=[Route("/v1/chat/completions", self.chat, methods=["POST"])])
+        return Starlette(
+            routes=[
+                Route("/v1/chat/completions", self.chat, methods=["POST"]),
+                Route("/v1/embeddings", self.embeddings, methods=["POST"]),
+            ]
+        )
+
+    async def embeddings(self, request: Request) -> Response:
+        body = await request.json()
+        self.requests.append(body)
+        self.headers.append(dict(request.headers))
+        inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        size = body.get("dimensions") or 4
+        data = [
+            {"object": "embedding", "index": i, "embedding": [float(i + 1)] + [0.0] * (size - 1)}
+            for i in range(len(inputs))
+        ]
+        usage = {"prompt_tokens": len(inputs), "total_tokens": len(inputs)}
+        return JSONResponse(
+            {"object": "list", "data": data, "model": body["model"], "usage": usage}
+        )
 
     async def chat(self, request: Request) -> Response:
         body = await request.json()
@@ -81,19 +103,17 @@ class Upstream:
         if body.get("stream"):
             events = self.events(request, words, model, behaviour)
             return StreamingResponse(events, media_type="text/event-stream")
+        message: dict[str, Any] = {"role": "assistant", "content": " ".join(words)}
+        if behaviour.tool_calls:
+            message = {"role": "assistant", "content": None, "tool_calls": tool_calls(behaviour)}
         return JSONResponse(
             {
                 "id": "chatcmpl-upstream",
                 "object": "chat.completion",
                 "created": int(time.time()),
                 "model": model,
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": " ".join(words)},
-                        "finish_reason": "stop",
-                    }
-                ],
+                "system_fingerprint": "fp_upstream",
+                "choices": [{"index": 0, "message": message, "finish_reason": finish(behaviour)}],
                 "usage": usage(len(words)),
             }
         )
@@ -126,15 +146,34 @@ class Upstream:
 
         try:
             yield chunk({"role": "assistant", "content": ""})
-            for index, word in enumerate(words):
+            for index, call in enumerate(tool_calls(behaviour)):
+                head = {"index": index, "id": call["id"], "type": "function"}
+                name = {"name": call["function"]["name"], "arguments": ""}
+                yield chunk({"tool_calls": [{**head, "function": name}]})
+                arguments = call["function"]["arguments"]
+                for at in range(0, len(arguments), 5):
+                    piece = {"arguments": arguments[at : at + 5]}
+                    yield chunk({"tool_calls": [{"index": index, "function": piece}]})
+            for index, word in enumerate(words if not behaviour.tool_calls else []):
                 if behaviour.cut_after_chunks is not None and index >= behaviour.cut_after_chunks:
                     raise ConnectionResetError("scripted cut")  # uvicorn drops the connection
                 if behaviour.token_delay_s:
                     await asyncio.sleep(behaviour.token_delay_s)
                 yield chunk({"content": (" " if index else "") + word})
-            yield chunk({}, "stop")
+            yield chunk({}, finish(behaviour))
             yield f"data: {json.dumps({'choices': [], 'usage': usage(len(words))})}\n\n".encode()
             yield b"data: [DONE]\n\n"
         except asyncio.CancelledError:
             self.disconnects += 1
             raise
+
+
+def tool_calls(behaviour: Behaviour) -> list[dict[str, Any]]:
+    return [
+        {"id": f"call_{n}", "type": "function", "function": dict(call)}
+        for n, call in enumerate(behaviour.tool_calls)
+    ]
+
+
+def finish(behaviour: Behaviour) -> str:
+    return behaviour.finish_reason or ("tool_calls" if behaviour.tool_calls else "stop")
