@@ -384,13 +384,17 @@ async def streams(spec: dict[str, Any], prompts: list[str]) -> dict[str, Any]:
             http_request(request["url"], body, request.get("headers", {})), request["api"], finished
         )
         outcomes.append(client.outcome)
+        try:
+            await loop.create_connection(lambda: client, host, port)
+        except OSError as exc:
+            client.finish(type(exc).__name__)
+            return
         active += 1
         peak = max(peak, active)
         try:
-            await loop.create_connection(lambda: client, host, port)
             await asyncio.wait_for(finished, spec["timeout"])
-        except (OSError, TimeoutError) as exc:
-            client.finish(type(exc).__name__)
+        except TimeoutError:
+            client.finish("TimeoutError")
         finally:
             active -= 1
 

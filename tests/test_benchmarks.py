@@ -254,7 +254,7 @@ def test_every_target_is_computed_from_a_full_run() -> None:
     verdicts = {t.figure: t.verdict(t.compute(results)) for t in report.TARGETS}
     assert "not measured" not in verdicts.values()
     assert verdicts["native throughput / seed app, default render, /api/v1/generate"] == "met"
-    proxy = "proxy throughput / upstream, c=64, default render, /api/v1/generate"
+    proxy = "proxy throughput / upstream, default render, /api/v1/generate"
     assert verdicts[proxy] == "missed"  # 2000 / 3000 req/s
     assert verdicts["cache hit latency / miss latency (20 ms upstream), all-on render"] == (
         "missed (2 errors)"
