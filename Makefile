@@ -79,7 +79,7 @@ demo: venv ## render the default project into build/, install it and serve it on
 	echo
 	cd $(DEMO_DIR) && $(if $(DEMO_AUTH),,API_KEYS= )LLM_PROVIDER=fake HOST=127.0.0.1 PORT=8000 exec .venv/bin/python -m $(DEMO_SLUG)
 
-bench: venv ## benchmark the renders against their baselines and write BENCHMARKS.md (~10 min)
+bench: venv ## benchmark the renders against their baselines and write BENCHMARKS.md (~7 min)
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
 clean: ## remove build/, caches and .venv

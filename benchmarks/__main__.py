@@ -283,7 +283,10 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()[0]
     limits = raise_open_files(4 * options.streams + 1024)
     with workdir(args) as work:
-        results, found, versions = run_sections(args, options, work)
+        try:
+            results, found, versions = run_sections(args, options, work)
+        except servers.ServerError as exc:
+            raise SystemExit(f"bench: {exc}") from None
         took = time.monotonic() - began
         setup = setup_info(found, versions, (load_before, os.getloadavg()[0]))
     setup["settings"] = (

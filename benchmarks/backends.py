@@ -54,16 +54,27 @@ print(json.dumps(out))
 """
 
 
-def _run(python: Path, code: str, *args: str) -> dict[str, object]:
+def _run(
+    python: Path, code: str, service: str, url: str, action: str, name: str
+) -> dict[str, object]:
     done = subprocess.run(  # noqa: S603 - the render's interpreter, our own snippet
-        [str(python), "-c", code, *args], capture_output=True, text=True, timeout=60
+        [str(python), "-c", code, url, action, name], capture_output=True, text=True, timeout=60
     )
     if done.returncode != 0:
         raise SystemExit(
-            f"bench: {args[1] if len(args) > 1 else ''} failed:\n{done.stderr[-2000:]}"
+            f"bench: {service} at {without_password(url)} ({action}) failed; the all-on "
+            f"render needs it (or leave it out: --only without all-on):\n{done.stderr[-2000:]}"
         )
     result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
+
+
+def without_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
 
 
 def database_url(admin_url: str, name: str) -> str:
@@ -76,13 +87,13 @@ def database_url(admin_url: str, name: str) -> str:
 def postgres_database(python: Path, admin_url: str, versions: dict[str, str]) -> Iterator[str]:
     """A database of its own for this run (its URL), dropped afterwards."""
     name = f"bench_{secrets.token_hex(4)}"
-    found = _run(python, _POSTGRES, admin_url, "create", name)
+    found = _run(python, _POSTGRES, "PostgreSQL", admin_url, "create", name)
     versions["PostgreSQL"] = str(found["version"])
     log(f"PostgreSQL {found['version']}: database {name}")
     try:
         yield database_url(admin_url, name)
     finally:
-        _run(python, _POSTGRES, admin_url, "drop", name)
+        _run(python, _POSTGRES, "PostgreSQL", admin_url, "drop", name)
         log(f"dropped database {name}")
 
 
@@ -90,11 +101,11 @@ def postgres_database(python: Path, admin_url: str, versions: dict[str, str]) ->
 def redis_prefix(python: Path, url: str, versions: dict[str, str]) -> Iterator[str]:
     """A key prefix of its own for this run, its keys deleted afterwards."""
     prefix = f"bench-{secrets.token_hex(4)}:"
-    found = _run(python, _REDIS, url, "info", prefix)
+    found = _run(python, _REDIS, "Redis", url, "info", prefix)
     versions["Redis"] = str(found["version"])
     log(f"Redis {found['version']}: key prefix {prefix}")
     try:
         yield prefix
     finally:
-        cleaned = _run(python, _REDIS, url, "clean", prefix)
+        cleaned = _run(python, _REDIS, "Redis", url, "clean", prefix)
         log(f"deleted {cleaned['deleted']} Redis keys with {prefix}")

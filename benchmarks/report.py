@@ -365,6 +365,7 @@ def streams_table(results: Results) -> str:
                 num(found["added_gap_p50_ms"], 2),
                 "**" + num(found["added_gap_p99_ms"], 2) + "**",
                 megabytes(found["peak_rss"]),
+                "**" + num(found.get("cpu_us_per_token")) + "**",
                 num(cpu.get("server"), 2),
                 num(cpu.get("upstream"), 2),
                 f"{num(cpu.get('client'), 2)} ({found['clients']})",
@@ -374,7 +375,7 @@ def streams_table(results: Results) -> str:
             ]
         )
     header = ["run", "completed", "tokens min / median", "TTFT p50 ms", "added gap p50 ms",
-              "added gap p99 ms", "peak RSS MB", "server CPU/s", "upstream CPU/s",
+              "added gap p99 ms", "peak RSS MB", "CPU us/token", "server CPU/s", "upstream CPU/s",
               "client CPU/s (processes)", "others CPU/s", "errors"]  # fmt: skip
     return table(header, rows)
 
@@ -384,6 +385,9 @@ def memory_table(results: Results) -> str:
     for found in results.get("lines", {}).values():
         if found.get("rss_peak_worker"):
             peaks[found["server"]] = max(peaks.get(found["server"], 0), found["rss_peak_worker"])
+    for found in results.get("streams", {}).values():
+        if found.get("peak_rss"):
+            peaks[found["server"]] = max(peaks.get(found["server"], 0), found["peak_rss"])
     rows = [[name, megabytes(idle), megabytes(peaks.get(name))]
             for name, idle in results.get("idle_rss", {}).items()]  # fmt: skip
     return table(

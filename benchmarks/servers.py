@@ -26,6 +26,8 @@ from .measure import children, rss_bytes
 APPS = Path(__file__).resolve().parent / "apps"
 MODEL = "bench-model"
 UPSTREAM_DELAY_MS = 20.0
+# Upstream calls a proxy may have in flight: above the 1,000 concurrent streams.
+MAX_CONCURRENCY = 1024
 
 # uvicorn's flags for the helper apps, matching what the render's own command
 # (`python -m <slug>`: uvicorn.run with loop and http "auto", which resolve to uvloop
@@ -283,10 +285,6 @@ def aiohttp_proxy(python: Path, upstream_url: str, upstream_name: str) -> Server
     }
     command = (str(python), "aiohttp_proxy.py")
     return ServerSpec("aiohttp-proxy", command, APPS, env, upstream=upstream_name)
-
-
-# Upstream calls a render may have in flight: above the 1,000 concurrent streams.
-MAX_CONCURRENCY = 1024
 
 
 def render_env(

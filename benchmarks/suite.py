@@ -563,6 +563,7 @@ class Suite:
             "ttft_p50_ms": percentile([t for r in results for t in r["ttft_ms"]], 0.50),
             "peak_rss": run.rss.peak_process("server") if run.rss else None,
             "cpu": {key: used / run.window_s for key, used in run.cpu.items()},
+            "cpu_us_per_token": run.cpu["server"] / sum(tokens) * 1e6 if sum(tokens) else None,
             "note": "; ".join(sorted(notes)),
         }
 
@@ -599,6 +600,7 @@ def backing_services(
                 )
             if render.auth:
                 extra["API_KEYS"] = secrets.token_urlsafe(24)
+                extra["ALLOW_ANONYMOUS"] = "false"
             env[name] = extra
         yield env
 

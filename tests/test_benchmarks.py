@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from benchmarks import load, measure, placement, renders, report, suite
+from benchmarks import backends, load, measure, placement, renders, report, suite
 from benchmarks.apps import upstream
 
 
@@ -292,3 +292,12 @@ def test_report_and_writer_keep_the_history(tmp_path: Path) -> None:
     unmarked.write_text("notes written before the marker existed\n")
     report.write(unmarked, text)
     assert unmarked.read_text().endswith("notes written before the marker existed\n")
+
+
+def test_backend_urls() -> None:
+    admin = "postgresql://postgres:s3cret@127.0.0.1:5432/postgres"
+    assert backends.database_url(admin, "bench_1") == (
+        "postgresql://postgres:s3cret@127.0.0.1:5432/bench_1"
+    )
+    assert "s3cret" not in backends.without_password(admin)
+    assert backends.without_password("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
