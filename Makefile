@@ -1,6 +1,7 @@
 # The template's own commands. On a fresh machine with Python 3.11+, make and git:
 #   make demo   render the default project, install it, serve it on 127.0.0.1:8000
 #   make test   run the template's test suite
+#   make bench  measure the default and all-on renders, write BENCHMARKS.md
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
@@ -33,8 +34,10 @@ DEMO_DIR := $(BUILD)/$(DEMO_SLUG)
 # `make demo DEMO_AUTH=1` keeps the random key from $(DEMO_DIR)/.env; by default the
 # empty API_KEYS= variable overrides it (environment beats .env), so auth is off.
 DEMO_AUTH ?=
+# `make bench BENCH_ARGS="--quick --no-write"`: any option of `python -m benchmarks --help`.
+BENCH_ARGS ?=
 
-.PHONY: help venv test lint demo clean
+.PHONY: help venv test lint demo bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-6s %s\n", $$1, $$2}'
@@ -51,9 +54,9 @@ $(STAMP):
 test: venv ## run the template's test suite
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
-lint: venv ## ruff on the hooks and the tests; mypy on the tests
-	$(BIN)/ruff check hooks tests
-	$(BIN)/ruff format --check hooks tests
+lint: venv ## ruff on the hooks, tests and benchmarks; mypy on the tests and benchmarks
+	$(BIN)/ruff check hooks tests benchmarks
+	$(BIN)/ruff format --check hooks tests benchmarks
 	$(BIN)/mypy
 
 demo: venv ## render the default project into build/, install it and serve it on :8000
@@ -76,6 +79,9 @@ demo: venv ## render the default project into build/, install it and serve it on
 	echo
 	cd $(DEMO_DIR) && $(if $(DEMO_AUTH),,API_KEYS= )LLM_PROVIDER=fake HOST=127.0.0.1 PORT=8000 exec .venv/bin/python -m $(DEMO_SLUG)
 
+bench: venv ## benchmark the renders against their baselines and write BENCHMARKS.md (~7 min)
+	$(BIN)/python -m benchmarks $(BENCH_ARGS)
+
 clean: ## remove build/, caches and .venv
 	rm -rf $(BUILD) $(VENV) .pytest_cache .ruff_cache .mypy_cache
-	find tests hooks -name __pycache__ -type d -prune -exec rm -rf {} +
+	find tests hooks benchmarks -name __pycache__ -type d -prune -exec rm -rf {} +

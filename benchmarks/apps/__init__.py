@@ -1,0 +1,1 @@
+"""The helper servers, each run as a script or `uvicorn module:app` from this folder."""
