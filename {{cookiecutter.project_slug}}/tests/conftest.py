@@ -34,10 +34,10 @@ from .db_postgresql import delete_jobs, throwaway_database
 {% elif cookiecutter.database == "sqlite" -%}
 from .db_sqlite import delete_jobs, throwaway_database
 {% endif -%}
+from .servers import API_KEY as API_KEY  # re-exported: tests import it from here
 from .servers import serve
 from .upstream import Upstream
 
-API_KEY = "sk-test-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 {%- if cookiecutter.use_redis %}
 # Keys of this test run start with it, and each app's with one of its own below it.

@@ -1,15 +1,24 @@
-"""Real HTTP servers for tests: uvicorn on a free loopback port, in a background thread."""
+"""Real HTTP servers for tests: uvicorn on a free loopback port, in a background thread,
+or the service itself started with its own command in a process of its own."""
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
+import httpx
+import pytest
 import uvicorn
 from starlette.types import ASGIApp
+
+API_KEY = "sk-test-0123456789abcdef"  # the key every test's service accepts
 
 
 def free_port() -> int:
@@ -43,3 +52,43 @@ def serve(app: ASGIApp, *, lifespan: str = "on") -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=15)
+
+
+@contextmanager
+def service_process(folder: Path, **variables: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """`python -m <slug>` on a free port with these variables; killed if still running."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "ENVIRONMENT": "test",
+        "API_KEYS": API_KEY,
+        "LOG_FORMAT": "json",
+        "PORT": str(port),
+        "DRAIN_DELAY_S": "0.2",
+        **variables,
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "{{ cookiecutter.project_slug }}"],
+        cwd=folder,  # no .env there: only the variables above apply
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            httpx.get(f"{base_url}/health/live", timeout=1).raise_for_status()
+            break
+        except httpx.HTTPError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                pytest.fail(f"server did not start:\n{process.communicate()[0]}")
+            time.sleep(0.1)
+    try:
+        yield base_url, process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

@@ -379,6 +379,34 @@ def test_an_unreachable_database_is_a_503_and_the_service_recovers_by_itself(
             assert row["request_id"] == answer.headers["X-Request-ID"]
 
 
+{%- if cookiecutter.database == "postgresql" %}
+
+
+def test_the_service_starts_while_the_database_is_down_and_recovers(
+    tmp_path: Path, database_for_the_run: str
+) -> None:
+    """A pod whose database is unreachable must start, stay live, report not ready."""
+    key = new_key()
+    with DatabaseSwitch(database_for_the_run, tmp_path) as database:
+        database.cut()
+        settings = make_settings(
+            api_keys=key, database_url=database.url, db_pool_timeout_s=1, db_statement_timeout_s=1
+        )
+        with TestClient(create_app(settings)) as client:
+            assert client.get("/health/live").status_code == 200
+            assert client.get("/health/ready").status_code == 503
+            refused = client.get("/api/v1/generations", headers=auth(key))
+            assert refused.status_code == 503
+            assert refused.headers["Retry-After"]
+            answer = client.post("/api/v1/generate", json={"prompt": "hi"}, headers=auth(key))
+            assert answer.is_success
+
+            database.restore()
+            wait_for(lambda: client.get("/health/ready").status_code == 200)
+            accepted = client.post("/api/v1/jobs", json={"prompt": "now"}, headers=auth(key))
+            assert accepted.status_code == 202
+            assert history(client, key) is not None
+{%- endif %}
 {%- if cookiecutter.database == "sqlite" %}
 
 

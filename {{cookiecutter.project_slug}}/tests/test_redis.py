@@ -223,6 +223,26 @@ def test_a_job_delivered_again_while_it_runs_runs_once(
     ]
 
 
+def test_a_run_that_loses_its_lease_stops_and_writes_nothing(
+    upstream: Upstream, upstream_url: str, start_worker: StartWorker, tmp_path: Path
+) -> None:
+    upstream.then(Behaviour(delay_s=8))
+    settings, env = deployment(**upstream_values(upstream_url))
+    with TestClient(create_app(settings)) as client:
+        job_id = submit(client, "its lease goes to another run")
+        start_worker(env)
+        wait_for_job(client, job_id, statuses=frozenset({"running"}), timeout_s=15)
+        running = job(client, job_id)
+        lease = f"{settings.redis_key_prefix}jobs:running:{job_id}"
+        with redis.Redis.from_url(settings.redis_url) as direct:
+            wait_until(lambda: bool(direct.exists(lease)), 10, "the run's lease")
+            direct.set(lease, "another-run", px=60_000)  # what an expired, re-taken lease is
+        wait_until(lambda: upstream.disconnects == 1, 10, "the run to stop its upstream call")
+        assert job(client, job_id) == running  # the run it lost to owns the record now
+    log = (tmp_path / "worker-0.log").read_text()
+    assert "job run stopped: its lease was lost" in log
+
+
 async def deliver_again(settings: Settings, job_id: str) -> None:
     """What saq's sweep does when it takes a job that is just starting for a stuck one."""
     async with open_redis(settings) as client:

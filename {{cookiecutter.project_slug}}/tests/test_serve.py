@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import socket
 import subprocess
-import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,48 +13,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .conftest import API_KEY, AUTH
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from .conftest import AUTH, parse_sse
+from .servers import service_process
+from .upstream import Behaviour, Upstream
 
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "ENVIRONMENT": "test",
-        "API_KEYS": API_KEY,
-        "LOG_FORMAT": "json",
-        "PORT": str(port),
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "{{ cookiecutter.project_slug }}"],
-        cwd=tmp_path,  # no .env there: only the variables above apply
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    base_url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            httpx.get(f"{base_url}/health/live", timeout=1).raise_for_status()
-            break
-        except httpx.HTTPError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                pytest.fail(f"server did not start:\n{process.communicate()[0]}")
-            time.sleep(0.1)
-    yield base_url, process
-    if process.poll() is None:
-        process.kill()
-        process.wait()
+    with service_process(tmp_path) as running:
+        yield running
 
 
 def test_served_app_generates_over_http(server: tuple[str, subprocess.Popen[str]]) -> None:
@@ -82,3 +47,51 @@ def test_served_app_generates_over_http(server: tuple[str, subprocess.Popen[str]
     assert access[0]["status"] == 200
     assert any(r.get("event") == "draining" for r in records)
     assert any(r.get("event") == "stopped" for r in records)
+
+
+def test_sigterm_drains_readiness_first_then_in_flight_streams_then_exits(
+    tmp_path: Path, upstream: Upstream, upstream_url: str
+) -> None:
+    upstream.default = Behaviour(tokens=100, token_delay_s=0.02)  # a 2 s stream
+    variables = {
+        "LLM_PROVIDER": "openai",
+        "LLM_BASE_URL": f"{upstream_url}/v1",
+        "LLM_MODEL": "upstream-model",
+        "DRAIN_DELAY_S": "1",
+        "DRAIN_TIMEOUT_S": "10",
+    }
+    body = {"prompt": "long", "max_tokens": 100}
+    with service_process(tmp_path, **variables) as (base_url, process):
+        streamed: list[str] = []
+
+        def stream() -> None:
+            with httpx.stream(
+                "POST", f"{base_url}/api/v1/generate/stream", json=body, headers=AUTH, timeout=20
+            ) as response:
+                streamed.append(response.read().decode())
+
+        reader = threading.Thread(target=stream)
+        reader.start()
+        time.sleep(0.3)
+        process.send_signal(signal.SIGTERM)
+        signalled = time.monotonic()
+        time.sleep(0.2)
+        with httpx.Client(base_url=base_url, timeout=5) as http:
+            # During DRAIN_DELAY_S: not ready, but still serving.
+            assert http.get("/health/ready").status_code == 503
+            assert http.post("/api/v1/generate", json={"prompt": "hi"}, headers=AUTH).is_success
+            time.sleep(max(0.0, signalled + 1.3 - time.monotonic()))
+            # After it, with the stream still running: new work is refused cleanly.
+            refused = http.post("/api/v1/generate", json={"prompt": "hi"}, headers=AUTH)
+            assert refused.status_code == 503
+            assert refused.json()["error"]["code"] == "shutting_down"
+            assert refused.headers["Retry-After"]
+        reader.join(timeout=15)
+        output, _ = process.communicate(timeout=20)
+    events = parse_sse(streamed[0])
+    assert [name for name, _ in events].count("delta") == 100
+    assert events[-1][0] == "done"  # the stream in flight ran to its end
+    assert process.returncode in {0, -signal.SIGTERM}
+    records = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    names = [record.get("event") for record in records]
+    assert names.index("draining") < names.index("drained") < names.index("stopped")

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import signal
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,7 +16,7 @@ from websockets.sync.client import ClientConnection, connect
 from {{ cookiecutter.project_slug }}.main import create_app
 
 from .conftest import API_KEY, AUTH, make_settings, upstream_settings
-from .servers import serve
+from .servers import serve, service_process
 from .upstream import Behaviour, Upstream
 
 
@@ -114,3 +116,23 @@ def test_disconnect_cancels_the_generation(upstream: Upstream, upstream_url: str
         while upstream.disconnects < 1 and time.monotonic() < deadline:
             time.sleep(0.05)
     assert upstream.disconnects == 1
+
+
+def test_a_reply_in_progress_finishes_during_a_drain(tmp_path: Path) -> None:
+    variables = {"FAKE_LLM_TOKEN_LATENCY_MS": "50", "DRAIN_DELAY_S": "0.2"}
+    with service_process(tmp_path, **variables) as (base_url, process):
+        url = base_url.replace("http://", "ws://") + "/ws/chat"
+        with connect(url, additional_headers=AUTH) as ws:
+            ws.send(json.dumps({"type": "prompt", "prompt": "long", "max_tokens": 30}))
+            assert receive(ws)["type"] == "delta"
+            process.send_signal(signal.SIGTERM)
+            time.sleep(0.4)  # past the delay: new work is refused, the reply goes on
+            ws.send(json.dumps({"type": "prompt", "prompt": "another"}))
+            messages = reply(ws)
+            refused = [m for m in messages if m["type"] == "error"]
+            assert refused[0]["error"]["code"] == "shutting_down"
+            if messages[-1]["type"] == "error":
+                messages = reply(ws)
+            assert messages[-1]["type"] == "done"
+            assert messages[-1]["finish_reason"] != "cancelled"
+        process.communicate(timeout=20)

@@ -28,6 +28,7 @@ from .jobs.memory import open_job_queue
 {%- endif %}
 from .middleware.access_log import AccessLogMiddleware
 from .middleware.body_limit import BodyLimitMiddleware
+from .middleware.draining import DrainMiddleware
 from .middleware.errors import UnhandledErrorMiddleware
 from .middleware.https_redirect import HTTPSRedirectMiddleware
 from .middleware.request_id import REQUEST_ID_HEADER, RequestIdMiddleware
@@ -70,7 +71,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.lifecycle = Lifecycle()
+    app.state.lifecycle = Lifecycle(
+        delay_s=settings.drain_delay_s, timeout_s=settings.drain_timeout_s
+    )
 
     install_error_handlers(app)
     app.include_router(root.router)
@@ -106,6 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     if settings.force_https:
         app.add_middleware(HTTPSRedirectMiddleware)
+    app.add_middleware(DrainMiddleware, lifecycle=app.state.lifecycle)
     app.add_middleware(AccessLogMiddleware)
     app.add_middleware(RequestIdMiddleware)
     return app

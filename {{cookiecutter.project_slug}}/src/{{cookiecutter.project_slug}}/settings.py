@@ -54,6 +54,10 @@ class Settings(
     workers: int = Field(default=1, ge=1)
     log_level: LogLevel = "INFO"
     log_format: Literal["json", "console"] = "json"
+    # On SIGTERM: readiness 503 but still serving for DRAIN_DELAY_S, then in-flight work
+    # gets DRAIN_TIMEOUT_S to finish (see core/lifecycle.py).
+    drain_delay_s: float = Field(default=5.0, ge=0)
+    drain_timeout_s: float = Field(default=30.0, gt=0)
 
     llm_provider: Literal["fake", "openai"] = "fake"
     llm_base_url: str = "https://api.openai.com/v1"

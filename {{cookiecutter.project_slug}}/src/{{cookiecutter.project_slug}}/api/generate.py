@@ -11,9 +11,8 @@ from fastapi import APIRouter, Request, Response
 from fastapi.sse import EventSourceResponse
 
 from ..core.context import RequestContext
-from ..core.errors import APIError, error_detail
+from ..core.errors import APIError, as_api_error, error_detail
 from ..llm.base import CompletionChunk, FinishReason, Usage
-from ..llm.errors import ProviderError
 from ..llm.service import CachePolicy, GenerationService
 from ..llm.tokens import count_tokens
 from ..schemas.errors import ERROR_RESPONSES, ErrorDetail
@@ -148,15 +147,25 @@ async def generate_batch(
         async with slots:
             try:
                 result = await answer(service, item, settings.llm_model, context)
-            except ProviderError as exc:
-                error = APIError.from_provider(exc)
-                detail = error_detail(error.status_code, error.message, code=error.code)
+            except Exception as exc:
+                error = as_api_error(exc)
+                if error is None:
+                    raise  # a bug: the task group cancels the other items
+                detail = error_detail(
+                    error.status_code, error.message, code=error.code, param=error.param
+                )
                 return BatchItem(index=index, error=ErrorDetail(**detail))
             return BatchItem(index=index, result=result)
 
-    items = await cancel_on_disconnect(
-        request, asyncio.gather(*(run(i, item) for i, item in enumerate(body.requests)))
-    )
+    async def run_all() -> list[BatchItem]:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(run(i, item)) for i, item in enumerate(body.requests)]
+        return [task.result() for task in tasks]
+
+    try:
+        items = await cancel_on_disconnect(request, run_all())
+    except ExceptionGroup as group:
+        raise group.exceptions[0] from None  # the 500 handler logs it
     failed = sum(item.error is not None for item in items)
     return BatchResponse(results=list(items), succeeded=len(items) - failed, failed=failed)
 

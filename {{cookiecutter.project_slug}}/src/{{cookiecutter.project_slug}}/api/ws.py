@@ -19,11 +19,11 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
 from pydantic import BaseModel, ValidationError
 
 from ..core.context import RequestContext
-from ..core.errors import APIError, describe_validation, error_detail
+from ..core.errors import APIError, as_api_error, describe_validation, error_detail
+from ..core.lifecycle import Lifecycle
 from ..core.logging import get_logger
 from ..core.security import authenticate, presented_key
 from ..llm.base import ChatMessage, FinishReason, GenerationRequest, Usage
-from ..llm.errors import ProviderError, UnknownModelError
 from ..llm.service import GenerationService
 from ..middleware.request_id import request_id_of
 from ..schemas.generate import UsageInfo
@@ -38,7 +38,7 @@ from ..schemas.ws import (
     UsageMessage,
 )
 from ..settings import Settings
-from .deps import GenerationServiceDep, SettingsDep
+from .deps import GenerationServiceDep, LifecycleDep, SettingsDep
 
 router = APIRouter(tags=["websocket"])
 logger = get_logger(__name__)
@@ -52,11 +52,13 @@ class ChatSession:
         service: GenerationService,
         settings: Settings,
         context: RequestContext,
+        lifecycle: Lifecycle,
     ) -> None:
         self.websocket = websocket
         self.service = service
         self.settings = settings
         self.context = context
+        self.lifecycle = lifecycle
         self.history: list[ChatMessage] = []
         self.reply: asyncio.Task[None] | None = None
         self._send_lock = asyncio.Lock()
@@ -105,6 +107,11 @@ class ChatSession:
             await self.send_error(422, text, code="invalid_message", param=param)
             return
         if isinstance(message, PromptMessage):
+            if self.lifecycle.refusing:
+                await self.send_error(
+                    503, "The server is shutting down; reconnect shortly.", code="shutting_down"
+                )
+                return
             if self.replying():
                 await self.send_error(
                     409, "A reply is in progress: wait for it or cancel it.", code="busy"
@@ -118,6 +125,13 @@ class ChatSession:
             await self.send(PongMessage())
 
     async def respond(self, message: PromptMessage) -> None:
+        self.lifecycle.work_started()  # a draining server lets the reply finish
+        try:
+            await self._respond(message)
+        finally:
+            self.lifecycle.work_finished()
+
+    async def _respond(self, message: PromptMessage) -> None:
         reply_id = f"gen-{uuid.uuid4().hex}"
         turn = ChatMessage("user", message.prompt)
         request = GenerationRequest(
@@ -140,16 +154,14 @@ class ChatSession:
             with suppress(Exception):  # the socket may already be gone
                 await self.send(DoneMessage(id=reply_id, finish_reason="cancelled"))
             raise
-        except ProviderError as exc:
-            error = APIError.from_provider(exc)
-            await self.send_error(error.status_code, error.message, code=error.code)
-            return
-        except UnknownModelError as exc:
-            await self.send_error(404, exc.message, code="model_not_found", param="model")
-            return
-        except Exception:  # a bug must not leave the client waiting for `done`
-            logger.exception("websocket reply failed", reply_id=reply_id)
-            await self.send_error(500, "The reply failed unexpectedly.", code="internal_error")
+        except Exception as exc:
+            error = as_api_error(exc)
+            if error is None:  # a bug must not leave the client waiting for `done`
+                logger.exception("websocket reply failed", reply_id=reply_id)
+                error = APIError(500, "The reply failed unexpectedly.", code="internal_error")
+            await self.send_error(
+                error.status_code, error.message, code=error.code, param=error.param
+            )
             return
         if usage is not None:
             await self.send(UsageMessage(usage=UsageInfo.of(usage)))
@@ -160,7 +172,12 @@ class ChatSession:
 
 
 @router.websocket("/ws/chat")
-async def chat(websocket: WebSocket, service: GenerationServiceDep, settings: SettingsDep) -> None:
+async def chat(
+    websocket: WebSocket,
+    service: GenerationServiceDep,
+    settings: SettingsDep,
+    lifecycle: LifecycleDep,
+) -> None:
     headers = websocket.headers
     key = presented_key(headers.get("authorization"), headers.get("x-api-key"))
     try:
@@ -172,5 +189,5 @@ async def chat(websocket: WebSocket, service: GenerationServiceDep, settings: Se
     await websocket.accept()
     logger.info("websocket opened", principal=principal.id)
     context = RequestContext(principal.id, request_id_of(websocket.scope) or None)
-    await ChatSession(websocket, service, settings, context).run()
+    await ChatSession(websocket, service, settings, context, lifecycle).run()
     logger.info("websocket closed", principal=principal.id)

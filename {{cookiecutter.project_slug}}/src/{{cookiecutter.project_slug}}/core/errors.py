@@ -144,14 +144,22 @@ def http_exception_message(request: Request, exc: HTTPException) -> str:
     return exc.detail if isinstance(exc.detail, str) else HTTPStatus(status).phrase
 
 
-async def handle_error(request: Request, exc: Exception) -> JSONResponse:
-    """Exception handler for the three kinds of errors a route can raise on purpose."""
+def as_api_error(exc: BaseException) -> APIError | None:
+    """The client's view of an error from the model layer (None: not one of those)."""
+    if isinstance(exc, APIError):
+        return exc
     if isinstance(exc, ProviderError):
-        exc = APIError.from_provider(exc)
+        return APIError.from_provider(exc)
     if isinstance(exc, UnknownModelError):
-        exc = APIError(404, exc.message, code="model_not_found", param="model")
+        return APIError(404, exc.message, code="model_not_found", param="model")
     if isinstance(exc, UnsupportedParameterError):
-        exc = APIError(400, exc.message, code="unsupported_parameter", param=exc.param)
+        return APIError(400, exc.message, code="unsupported_parameter", param=exc.param)
+    return None
+
+
+async def handle_error(request: Request, exc: Exception) -> JSONResponse:
+    """Exception handler for the kinds of errors a route can raise on purpose."""
+    exc = as_api_error(exc) or exc
     if isinstance(exc, APIError):
         return error_response(
             exc.status_code, exc.message, code=exc.code, param=exc.param, headers=exc.headers

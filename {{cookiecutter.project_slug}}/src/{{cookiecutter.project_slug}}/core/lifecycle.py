@@ -1,7 +1,13 @@
 """Process lifecycle: uptime, readiness checks, and draining on SIGTERM.
 
-On SIGTERM readiness turns 503 at once, so load balancers stop sending new work while
-uvicorn lets in-flight requests and streams finish before the lifespan closes pools.
+The drain, in order:
+1. SIGTERM: readiness answers 503 at once, while requests are still served for
+   `delay_s` (DRAIN_DELAY_S), so load balancers stop routing here without errors.
+2. Then new work is refused (503, `Connection: close`) and the requests, streams and
+   WebSocket replies in flight get up to `timeout_s` (DRAIN_TIMEOUT_S) to finish.
+3. Then the server's own shutdown runs: it stops listening, closes idle connections,
+   and the lifespan closes the pools.
+A second SIGTERM, or SIGINT (Ctrl-C), skips the waits.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ import signal
 import threading
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import suppress
 from types import FrameType
 from typing import Any
 
@@ -24,10 +31,24 @@ logger = get_logger("lifecycle")
 
 
 class Lifecycle:
-    def __init__(self) -> None:
+    def __init__(self, *, delay_s: float = 0.0, timeout_s: float = 30.0) -> None:
         self.started_at = time.monotonic()
-        self.draining = False
+        self.delay_s = delay_s
+        self.timeout_s = timeout_s
+        self.draining = False  # readiness is 503
+        self.refusing = False  # new work is refused
+        self.in_flight = 0  # requests and WebSocket replies being served
         self.checks: dict[str, ReadinessCheck] = {}
+        self._idle: asyncio.Event | None = None  # set when the drain sees no work left
+        self._drain_task: asyncio.Task[None] | None = None
+
+    def work_started(self) -> None:
+        self.in_flight += 1
+
+    def work_finished(self) -> None:
+        self.in_flight -= 1
+        if self.in_flight == 0 and self._idle is not None:
+            self._idle.set()
 
     @property
     def uptime_s(self) -> float:
@@ -55,17 +76,39 @@ class Lifecycle:
         return ready, checks
 
     def drain_on_signals(self) -> None:
-        """Mark the process draining on SIGTERM/SIGINT, then let the server's handler run."""
+        """Drain on SIGTERM (see the module docstring), then run the server's own handler."""
         if threading.current_thread() is not threading.main_thread():
             return  # signals can only be handled in the main thread (e.g. not under TestClient)
+        loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             previous = signal.getsignal(signum)
 
             def handler(sig: int, frame: FrameType | None, previous: Any = previous) -> None:
-                if not self.draining:
-                    self.draining = True
-                    logger.info("draining", signal=signal.Signals(sig).name)
-                if callable(previous):
-                    previous(sig, frame)
+                def exit_now() -> None:
+                    if callable(previous):
+                        previous(sig, frame)
+
+                if self.draining or sig != signal.SIGTERM:
+                    exit_now()  # asked twice, or by a person at a terminal: no waiting
+                    return
+                self.draining = True
+                logger.info("draining", delay_s=self.delay_s, timeout_s=self.timeout_s)
+                loop.call_soon_threadsafe(self._start_drain, exit_now)
 
             signal.signal(signum, handler)
+
+    def _start_drain(self, exit_now: Callable[[], None]) -> None:
+        self._drain_task = asyncio.create_task(self._drain(exit_now), name="drain")
+
+    async def _drain(self, exit_now: Callable[[], None]) -> None:
+        await asyncio.sleep(self.delay_s)
+        self.refusing = True
+        self._idle = asyncio.Event()
+        if self.in_flight:
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), self.timeout_s)
+        if self.in_flight:
+            logger.warning("drain timed out", in_flight=self.in_flight)
+        else:
+            logger.info("drained")
+        exit_now()

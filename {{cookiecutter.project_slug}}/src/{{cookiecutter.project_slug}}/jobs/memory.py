@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from ..services import Services
 
 logger = get_logger(__name__)
+STORE_RETRY_S = 5.0
 
 
 def stale_after_s(settings: Settings) -> float:
@@ -76,9 +77,12 @@ class InProcessJobQueue:
         self._accepting = True
 
     async def start(self) -> None:
-        """Start the workers; with a durable store, adopt its orphaned jobs first."""
+        """Start the workers; with a durable store, the sweeper adopts its orphaned jobs.
+
+        The first sweep runs at once and, while the store is unreachable (the database
+        is down at startup), again every few seconds: a start never waits for it.
+        """
         if self.store.durable:
-            await self._adopt_orphans(queued_before=time.time())
             self._tasks.append(asyncio.create_task(self._sweep(), name="job-sweeper"))
         self._tasks += [
             asyncio.create_task(self._work(), name=f"job-worker-{n}") for n in range(self.workers)
@@ -101,12 +105,18 @@ class InProcessJobQueue:
             logger.info("jobs adopted", count=adopted)
 
     async def _sweep(self) -> None:
+        started = time.time()
+        first = True  # the jobs queued before this process started are orphans at once
         while True:
-            await asyncio.sleep(self.stale_after_s / 2)
+            queued_before = started if first else time.time() - self.stale_after_s
             try:
-                await self._adopt_orphans(queued_before=time.time() - self.stale_after_s)
-            except Exception as exc:  # e.g. the database is down: try again next round
-                logger.warning("job sweep failed", error=str(exc))
+                await self._adopt_orphans(queued_before=queued_before)
+            except Exception as exc:  # e.g. the database is down: try again soon
+                logger.warning("job sweep failed", error=f"{type(exc).__name__}: {exc}")
+                await asyncio.sleep(STORE_RETRY_S)
+                continue
+            first = False
+            await asyncio.sleep(self.stale_after_s / 2)
 
     async def submit(self, owner: str, request: dict[str, Any]) -> Job:
         if not self._accepting:

@@ -33,8 +33,12 @@ class JobRunner:
         self.store = store
         self.generation = generation
 
-    async def run(self, job: Job) -> None:
-        """Take a job from queued (or interrupted) to succeeded or failed, saving each step."""
+    async def run(self, job: Job, *, lost: asyncio.Event | None = None) -> None:
+        """Take a job from queued (or interrupted) to succeeded or failed, saving each step.
+
+        `lost` is set when the job is no longer this run's (a worker lost its lease):
+        then a cancelled run saves nothing, since another run owns the record.
+        """
         if not await self.store.claim(job):
             logger.info("job taken by another process", job_id=job.id)
             return
@@ -49,6 +53,8 @@ class JobRunner:
                     asked.generation, context, policy
                 )
             except asyncio.CancelledError:
+                if lost is not None and lost.is_set():
+                    raise
                 # Stopped mid-way (shutdown). A durable store gets the job back as queued,
                 # so the next process to start, or a live one, runs it again.
                 if self.store.durable:

@@ -131,11 +131,20 @@ class JobHandler:
         lease = self.redis.lock(
             f"{self.leases}{job_id}", timeout=self.heartbeat_s, sleep=self.heartbeat_s / 3
         )
-        async with kept_alive(ctx["job"], lease, interval_s=self.heartbeat_s / 3):
-            await lease.acquire()
-            await self._run(job_id)
+        lost = asyncio.Event()
+        task = asyncio.current_task()
+        assert task is not None  # noqa: S101 - saq runs each job in a task
+        try:
+            async with kept_alive(ctx["job"], lease, interval_s=self.heartbeat_s / 3, lost=lost):
+                await lease.acquire()
+                await self._run(job_id, lost)
+        except asyncio.CancelledError:
+            if not lost.is_set():
+                raise
+            task.uncancel()  # stopped because the lease went to another run: not a failure
+            logger.warning("job run stopped: its lease was lost", job_id=job_id)
 
-    async def _run(self, job_id: str) -> None:
+    async def _run(self, job_id: str, lost: asyncio.Event) -> None:
         job = await self.store.get(job_id)
         if job is None or job.finished:
             return  # expired, or delivered again after it finished
@@ -146,7 +155,7 @@ class JobHandler:
         deadline = asyncio.timeout(self.timeout_s)
         try:
             async with deadline:
-                await self.runner.run(job)
+                await self.runner.run(job, lost=lost)
         except TimeoutError:
             if not deadline.expired():
                 raise
@@ -160,10 +169,17 @@ class JobHandler:
 
 
 @asynccontextmanager
-async def kept_alive(entry: saq.Job, lease: Lock, *, interval_s: float) -> AsyncIterator[None]:
+async def kept_alive(
+    entry: saq.Job, lease: Lock, *, interval_s: float, lost: asyncio.Event
+) -> AsyncIterator[None]:
     """Renew the job's queue entry, and its lease once held, until the block ends; then
-    give the lease up. When the renewals stop, the worker died: the job runs elsewhere."""
+    give the lease up. When the renewals stop, the worker died: the job runs elsewhere.
+
+    A lease that expired anyway (this process stalled) may already be another run's:
+    then `lost` is set and the block is cancelled, so the job never runs twice at once.
+    """
     done = asyncio.Event()
+    holder = asyncio.current_task()
 
     async def renew() -> None:
         while not await set_within(done, interval_s):
@@ -171,7 +187,10 @@ async def kept_alive(entry: saq.Job, lease: Lock, *, interval_s: float) -> Async
                 await entry.update()
                 await lease.reacquire()
             except LockNotOwnedError:
-                logger.warning("job lease lost", job_id=entry.key)
+                lost.set()
+                if holder is not None:
+                    holder.cancel()
+                return
             except LockError:
                 continue  # not held yet: this delivery waits for another run to end
             except Exception as exc:  # a missed renewal is survivable; the job goes on
