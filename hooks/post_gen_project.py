@@ -17,13 +17,15 @@ ANSWERS = {
     "database": {{ cookiecutter.database | tojson }},
     "use_redis": {{ cookiecutter.use_redis }},
     "use_websocket": {{ cookiecutter.use_websocket }},
+    "use_kubernetes": {{ cookiecutter.use_kubernetes }},
     "ci": {{ cookiecutter.ci | tojson }},
 }
 
 # The one table of optional files: "option=value" (or "option=v1|v2") -> paths,
 # relative to the project (`{slug}` is the package name), that exist only for those
 # values. The template tests render every value and check each path here exists.
-# (Job stores depend on two options at once: their file names carry the condition.)
+# (Job stores and the worker's k8s Deployment depend on two options at once: their file
+# names carry the condition.)
 MANIFEST: dict[str, list[str]] = {
     "database=sqlite|postgresql": [
         "alembic.ini",
@@ -35,9 +37,16 @@ MANIFEST: dict[str, list[str]] = {
         "tests/test_db.py",
     ],
     "database=sqlite": [
+        "k8s/base/pvc.yaml",
         "tests/db_sqlite.py",
     ],
+    "database=postgresql|none": [
+        "k8s/base/hpa.yaml",
+        "k8s/base/pdb.yaml",
+        "k8s/overlays/production/hpa.yaml",
+    ],
     "database=postgresql": [
+        "k8s/base/migrate-job.yaml",
         "tests/db_postgresql.py",
     ],
     "use_redis=yes": [
@@ -54,6 +63,10 @@ MANIFEST: dict[str, list[str]] = {
         "src/{slug}/api/ws.py",
         "src/{slug}/schemas/ws.py",
         "tests/test_ws.py",
+    ],
+    "use_kubernetes=yes": [
+        "k8s",
+        "tests/test_kubernetes.py",
     ],
     "ci=github": [".github"],
     "ci=gitlab": [".gitlab-ci.yml"],
