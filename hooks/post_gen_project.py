@@ -17,6 +17,7 @@ ANSWERS = {
     "database": {{ cookiecutter.database | tojson }},
     "use_redis": {{ cookiecutter.use_redis }},
     "use_websocket": {{ cookiecutter.use_websocket }},
+    "use_kubernetes": {{ cookiecutter.use_kubernetes }},
     "ci": {{ cookiecutter.ci | tojson }},
 }
 
@@ -29,18 +30,27 @@ MANIFEST: dict[str, list[str]] = {
         "alembic.ini",
         "migrations",
         "src/{slug}/api/history.py",
+        "src/{slug}/config/database.py",
         "src/{slug}/db",
         "src/{slug}/jobs/sql_store.py",
         "src/{slug}/schemas/history.py",
         "tests/test_db.py",
     ],
     "database=sqlite": [
+        "k8s/base/pvc.yaml",
         "tests/db_sqlite.py",
     ],
+    "database=postgresql|none": [
+        "k8s/base/hpa.yaml",
+        "k8s/base/pdb.yaml",
+        "k8s/overlays/production/hpa.yaml",
+    ],
     "database=postgresql": [
+        "k8s/base/migrate-job.yaml",
         "tests/db_postgresql.py",
     ],
     "use_redis=yes": [
+        "src/{slug}/config/redis.py",
         "src/{slug}/core/cache_redis.py",
         "src/{slug}/core/redis.py",
         "src/{slug}/jobs/redis_queue.py",
@@ -50,6 +60,9 @@ MANIFEST: dict[str, list[str]] = {
     "use_redis=no": [
         "src/{slug}/jobs/memory.py",
     ],
+    "use_redis=yes&database=postgresql|none": [
+        "k8s/base/worker.yaml",  # with SQLite the worker shares the API pod (one volume)
+    ],
     "database=none&use_redis=yes": [
         "src/{slug}/jobs/redis_store.py",
     ],
@@ -58,8 +71,13 @@ MANIFEST: dict[str, list[str]] = {
     ],
     "use_websocket=yes": [
         "src/{slug}/api/ws.py",
+        "src/{slug}/config/websocket.py",
         "src/{slug}/schemas/ws.py",
         "tests/test_ws.py",
+    ],
+    "use_kubernetes=yes": [
+        "k8s",
+        "tests/test_kubernetes.py",
     ],
     "ci=github": [".github"],
     "ci=gitlab": [".gitlab-ci.yml"],

@@ -73,7 +73,12 @@ def shared_tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
 INSTALL_SETS: dict[str, dict[str, str]] = {
     "default": {},
     "all-on": {"database": "postgresql", "use_redis": "yes", "use_websocket": "yes"},
-    "all-off": {"database": "none", "use_redis": "no", "use_websocket": "no"},
+    "all-off": {
+        "database": "none",
+        "use_redis": "no",
+        "use_websocket": "no",
+        "use_kubernetes": "no",
+    },
     "sqlite+redis": {"database": "sqlite", "use_redis": "yes", "use_websocket": "no"},
 }
 

@@ -8,6 +8,7 @@ shared; slow command-line checkers run once over all renders (see `Batch`).
 
 from __future__ import annotations
 
+import ast
 import itertools
 import re
 import subprocess
@@ -212,6 +213,46 @@ def test_no_template_leftovers(matrix: dict[str, Path], combo: dict[str, Any]) -
             ]
     assert checked > 10, "suspiciously few text files in the render"
     assert not problems, "\n".join(problems)
+
+
+# Modules nothing imports by name: entry points, and packages' own __init__.
+ENTRY_MODULES = {"__init__", "__main__", "main"}
+
+
+def imported_modules(package: Path) -> tuple[set[str], dict[str, Path]]:
+    """Dotted names (within `package`) that its modules import, and every module's name."""
+    modules = {
+        ".".join(path.relative_to(package).with_suffix("").parts): path
+        for path in sorted(package.rglob("*.py"))
+    }
+    imported: set[str] = set()
+    for dotted, path in modules.items():
+        here = dotted.split(".")
+        if path.stem != "__init__":
+            here = here[:-1]
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                base = here[: len(here) - node.level + 1] + (node.module or "").split(".")
+                base = [part for part in base if part]
+                imported.add(".".join(base))
+                imported.update(".".join([*base, alias.name]) for alias in node.names)
+    return imported, modules
+
+
+@pytest.mark.parametrize("combo", MATRIX, ids=IDS)
+def test_every_module_of_the_service_is_used(
+    matrix: dict[str, Path], combo: dict[str, Any]
+) -> None:
+    """A module no other module imports belongs to a disabled option: the manifest must
+    prune it (a render carries no dead code of an option it was not asked for)."""
+    package = project_for(matrix, combo) / "src" / DEFAULT_SLUG
+    imported, modules = imported_modules(package)
+    unused = [
+        path.relative_to(package).as_posix()
+        for dotted, path in modules.items()
+        if path.stem not in ENTRY_MODULES and dotted not in imported
+    ]
+    assert not unused, f"modules nothing imports: {unused}"
 
 
 @pytest.mark.parametrize("combo", MATRIX, ids=IDS)
