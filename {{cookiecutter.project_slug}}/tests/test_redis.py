@@ -293,9 +293,7 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
 def test_redis_outage_degrades_the_service_which_recovers_by_itself(
     redis_server: RedisServer, start_worker: StartWorker
 ) -> None:
-    settings, env = deployment(
-        redis_url=redis_server.url, redis_timeout_s=0.5, readiness_cache_s=0
-    )
+    settings, env = deployment(redis_url=redis_server.url, redis_timeout_s=0.5, readiness_cache_s=0)
     cacheable = {"prompt": "cache me through an outage", "temperature": 0}
     start_worker(env)
     with TestClient(create_app(settings)) as client:

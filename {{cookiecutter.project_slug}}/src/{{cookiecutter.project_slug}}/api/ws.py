@@ -26,7 +26,7 @@ from ..llm.base import ChatMessage, GenerationRequest
 from ..llm.errors import ProviderError
 from ..llm.service import GenerationService
 from ..middleware.request_id import request_id_of
-from ..schemas.generate import UsageInfo
+from ..schemas.generate import UsageInfo, check_prompt_length
 from ..schemas.ws import (
     CLIENT_MESSAGE,
     CancelMessage,
@@ -105,6 +105,11 @@ class ChatSession:
             await self.send_error(422, text, code="invalid_message", param=param)
             return
         if isinstance(message, PromptMessage):
+            try:
+                check_prompt_length(message.prompt, self.settings.max_prompt_chars)
+            except APIError as exc:
+                await self.send_error(exc.status_code, exc.message, code=exc.code, param=exc.param)
+                return
             if self.replying():
                 await self.send_error(
                     409, "A reply is in progress: wait for it or cancel it.", code="busy"
