@@ -26,7 +26,8 @@ def serve(args: argparse.Namespace) -> int:
         reload=args.reload,
         log_config=None,  # logging is configured by the app, as JSON
         access_log=False,  # replaced by AccessLogMiddleware
-        proxy_headers=True,  # trusts FORWARDED_ALLOW_IPS (default: 127.0.0.1)
+        proxy_headers=True,
+        forwarded_allow_ips=list(settings.forwarded_allow_ips),  # others' headers are ignored
         timeout_graceful_shutdown=30,
         server_header=False,
     )

@@ -32,6 +32,7 @@ from .middleware.errors import UnhandledErrorMiddleware
 from .middleware.https_redirect import HTTPSRedirectMiddleware
 from .middleware.request_id import REQUEST_ID_HEADER, RequestIdMiddleware
 from .middleware.security_headers import SecurityHeadersMiddleware
+from .middleware.trusted_hosts import TrustedHostMiddleware
 from .services import open_services
 from .settings import Settings, get_settings
 
@@ -69,7 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.lifecycle = Lifecycle()
+    app.state.lifecycle = Lifecycle(cache_s=settings.readiness_cache_s)
 
     install_error_handlers(app)
     app.include_router(root.router)
@@ -105,6 +106,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     if settings.force_https:
         app.add_middleware(HTTPSRedirectMiddleware)
+    if settings.trusted_hosts:  # checked before any redirect names the host
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.trusted_hosts)
     app.add_middleware(AccessLogMiddleware)
     app.add_middleware(RequestIdMiddleware)
     return app
