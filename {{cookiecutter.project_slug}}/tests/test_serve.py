@@ -10,7 +10,9 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -24,8 +26,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+@contextmanager
+def running(folder: Path, **env: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """`python -m {{ cookiecutter.project_slug }}` on a free port, with `env` on top of the test's."""
     port = free_port()
     env = {
         **os.environ,
@@ -33,10 +36,11 @@ def server(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
         "API_KEYS": API_KEY,
         "LOG_FORMAT": "json",
         "PORT": str(port),
+        **env,
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "{{ cookiecutter.project_slug }}"],
-        cwd=tmp_path,  # no .env there: only the variables above apply
+        cwd=folder,  # no .env there: only the variables above apply
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -53,10 +57,22 @@ def server(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
                 process.kill()
                 pytest.fail(f"server did not start:\n{process.communicate()[0]}")
             time.sleep(0.1)
-    yield base_url, process
-    if process.poll() is None:
-        process.kill()
-        process.wait()
+    try:
+        yield base_url, process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def records_of(output: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    with running(tmp_path) as started:
+        yield started
 
 
 def test_served_app_generates_over_http(server: tuple[str, subprocess.Popen[str]]) -> None:
@@ -76,9 +92,28 @@ def test_served_app_generates_over_http(server: tuple[str, subprocess.Popen[str]
     output, _ = process.communicate(timeout=20)
     # uvicorn re-raises the signal once it has shut down gracefully.
     assert process.returncode in {0, -signal.SIGTERM}
-    records = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    records = records_of(output)
     access = [r for r in records if r.get("event") == "request" and r.get("request_id") == "e2e-1"]
     assert access
     assert access[0]["status"] == 200
     assert any(r.get("event") == "draining" for r in records)
     assert any(r.get("event") == "stopped" for r in records)
+
+
+def test_forwarded_headers_count_only_from_forwarded_allow_ips(tmp_path: Path) -> None:
+    headers = {**AUTH, "X-Forwarded-For": "203.0.113.7"}
+    with running(tmp_path, FORWARDED_ALLOW_IPS="127.0.0.1") as (base_url, process):
+        for peer in ("127.0.0.1", "127.0.0.2"):  # the proxy, and a client that is not one
+            transport = httpx.HTTPTransport(local_address=peer)
+            with httpx.Client(transport=transport, timeout=10) as http:
+                sent = {**headers, "X-Request-ID": f"from-{peer}"}
+                assert http.get(f"{base_url}/v1/models", headers=sent).status_code == 200
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=20)
+    believed = {
+        record["request_id"]: record["client"]
+        for record in records_of(output)
+        if record["event"] == "request" and record["path"] == "/v1/models"
+    }
+    # The access log shows whom the service believed.
+    assert believed == {"from-127.0.0.1": "203.0.113.7", "from-127.0.0.2": "127.0.0.2"}
