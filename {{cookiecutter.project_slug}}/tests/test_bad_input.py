@@ -195,35 +195,36 @@ def oversize_chunks(limit: int) -> Iterator[bytes]:
     yield b'"}'
 
 
-@pytest.mark.parametrize("path", [NATIVE, OPENAI])
-@pytest.mark.parametrize("sent", ["sized", "chunked"])
-def test_oversize_bodies_are_413_over_http(http_small: httpx.Client, path: str, sent: str) -> None:
+def oversize(sent: str) -> bytes | Iterator[bytes]:
+    """A JSON body over SMALL_BODY_LIMIT: with its length declared, or chunked."""
     if sent == "sized":
-        body = b'{"prompt": "' + b"x" * (SMALL_BODY_LIMIT + 1) + b'"}'
-        response = http_small.post(path, content=body, headers={**AUTH, **JSON})
-    else:
-        chunks = oversize_chunks(SMALL_BODY_LIMIT)
-        response = http_small.post(path, content=chunks, headers={**AUTH, **JSON})
-        assert response.request.headers["transfer-encoding"] == "chunked"
-    error = assert_error_body(response, 413)
-    assert error["code"] == "request_too_large"
-    assert str(SMALL_BODY_LIMIT) in error["message"]
-    still_serving(http_small)
+        return b'{"prompt": "' + b"x" * (SMALL_BODY_LIMIT + 1) + b'"}'
+    return oversize_chunks(SMALL_BODY_LIMIT)
+
+
+@contextmanager
+def small_limit_client(where: str, served: httpx.Client) -> Iterator[httpx.Client | TestClient]:
+    if where == "served":
+        yield served
+        return
+    with TestClient(create_app(make_settings(**limits(SMALL_BODY_LIMIT)))) as client:
+        yield client
 
 
 @pytest.mark.parametrize("path", [NATIVE, OPENAI])
 @pytest.mark.parametrize("sent", ["sized", "chunked"])
-def test_oversize_bodies_are_413_in_process(path: str, sent: str) -> None:
-    with TestClient(create_app(make_settings(**limits(SMALL_BODY_LIMIT)))) as client:
-        if sent == "sized":
-            body = b'{"prompt": "' + b"x" * (SMALL_BODY_LIMIT + 1) + b'"}'
-            response = client.post(path, content=body, headers={**AUTH, **JSON})
-        else:
-            chunks = oversize_chunks(SMALL_BODY_LIMIT)
-            response = client.post(path, content=chunks, headers={**AUTH, **JSON})
+@pytest.mark.parametrize("where", ["served", "in-process"])
+def test_oversize_bodies_are_413(
+    http_small: httpx.Client, where: str, path: str, sent: str
+) -> None:
+    with small_limit_client(where, http_small) as http:
+        response = http.post(path, content=oversize(sent), headers={**AUTH, **JSON})
+        if sent == "chunked":
+            assert response.request.headers["transfer-encoding"] == "chunked"
         error = assert_error_body(response, 413)
         assert error["code"] == "request_too_large"
-        still_serving(client)
+        assert str(SMALL_BODY_LIMIT) in error["message"]
+        still_serving(http)
 
 
 def test_huge_json_under_the_limit_is_answered_promptly(http: httpx.Client) -> None:
