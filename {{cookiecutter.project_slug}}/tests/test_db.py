@@ -6,12 +6,13 @@ Every test runs against the run's throwaway database (see `database_for_the_run`
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from alembic import command
@@ -20,17 +21,25 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Executable, func, insert, select
 
 from {{ cookiecutter.project_slug }}.core.errors import APIError
+from {{ cookiecutter.project_slug }}.core.logging import configure_logging
 from {{ cookiecutter.project_slug }}.core.security import key_id
 from {{ cookiecutter.project_slug }}.db.deps import SessionDep
 {% if cookiecutter.database == "sqlite" -%}
-from {{ cookiecutter.project_slug }}.db.engine import async_url, open_database
+from {{ cookiecutter.project_slug }}.db.engine import Database, async_url, open_database
 {% else -%}
-from {{ cookiecutter.project_slug }}.db.engine import SchemaMissingError, async_url, open_database
+from {{ cookiecutter.project_slug }}.db.engine import (
+    Database,
+    SchemaMissingError,
+    async_url,
+    open_database,
+)
 {% endif -%}
 from {{ cookiecutter.project_slug }}.db.migrate import alembic_config, upgrade_database
 from {{ cookiecutter.project_slug }}.db.models import GenerationLog, JobRecord
+from {{ cookiecutter.project_slug }}.db.recorder import SQLGenerationRecorder
 from {{ cookiecutter.project_slug }}.jobs.base import Job
 from {{ cookiecutter.project_slug }}.jobs.sql_store import SQLJobStore
+from {{ cookiecutter.project_slug }}.llm.service import GenerationRecord
 from {{ cookiecutter.project_slug }}.main import create_app
 from {{ cookiecutter.project_slug }}.settings import Settings
 
@@ -164,6 +173,44 @@ def test_store_prompts_keeps_the_prompt_and_completion_text() -> None:
         (row,) = history_of(client, key, 1)
     assert row["prompt"] == "remember me"
     assert row["completion"] == answer.json()["text"]
+
+
+def test_the_log_buffer_holds_no_text_without_store_prompts_and_is_bounded_by_bytes(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure_logging("INFO", "json")
+    record = GenerationRecord(
+        principal="key_0",
+        request_id=None,
+        model="m",
+        status="ok",
+        prompt_tokens=1,
+        completion_tokens=1,
+        latency_ms=1.0,
+        cached=False,
+        streamed=False,
+        error_code=None,
+        prompt="a private prompt " * 6_000,  # ~100 kB
+        completion="a private answer " * 6_000,
+        created_at=datetime.now(UTC),
+    )
+    unused = cast(Database, object())  # the writer is never started: rows stay buffered
+    plain = SQLGenerationRecorder(unused, store_prompts=False, max_buffered_bytes=1_000_000)
+    for _ in range(100):
+        plain.record(record)
+    assert len(plain._buffer) == 100  # without text, 100 rows fit easily
+    assert all(row.prompt == "" and row.completion == "" for row in plain._buffer)
+    assert plain.buffered_bytes < 100_000
+
+    kept = SQLGenerationRecorder(unused, store_prompts=True, max_buffered_bytes=1_000_000)
+    for _ in range(100):
+        kept.record(record)
+    assert 1 <= len(kept._buffer) < 10  # text counts against the bound
+    assert kept.buffered_bytes <= 1_000_000
+    assert kept._dropped == 100 - len(kept._buffer)
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line]
+    full = [line for line in lines if line["event"].startswith("generation log buffer full")]
+    assert len(full) == 1  # warned once, not per dropped row
 
 
 def test_history_needs_a_key_and_valid_parameters(client: TestClient) -> None:
@@ -344,7 +391,11 @@ def test_an_unreachable_database_is_a_503_and_the_service_recovers_by_itself(
     key = new_key()
     with DatabaseSwitch(database_for_the_run, tmp_path) as database:
         settings = make_settings(
-            api_keys=key, database_url=database.url, db_pool_timeout_s=2, db_statement_timeout_s=2
+            api_keys=key,
+            database_url=database.url,
+            db_pool_timeout_s=2,
+            db_statement_timeout_s=2,
+            readiness_cache_s=0,
         )
         with TestClient(create_app(settings)) as client:
             assert client.get("/health/ready").status_code == 200
@@ -355,7 +406,11 @@ def test_an_unreachable_database_is_a_503_and_the_service_recovers_by_itself(
             ready = client.get("/health/ready")
             assert time.monotonic() - started < 2.5
             assert ready.status_code == 503
-            assert database.symptom in ready.json()["checks"]["database"]
+            assert ready.json()["checks"]["database"] == "unavailable"
+            # The reason names the database's host or file: the log has it, not the probe.
+            problem = client.app.state.lifecycle.problems["database"]  # type: ignore[attr-defined]
+            assert database.symptom in str(problem)
+            assert database.symptom not in ready.text
             response = client.get("/api/v1/generations", headers=auth(key))
             assert response.status_code == 503
             assert response.json()["error"]["code"] == "database_unavailable"

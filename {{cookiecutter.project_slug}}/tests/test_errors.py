@@ -59,13 +59,14 @@ def test_invalid_body_is_422_naming_the_field(
     assert error["message"].startswith(param)
 
 
-def test_malformed_json_is_422(client: TestClient) -> None:
+def test_malformed_json_is_400(client: TestClient) -> None:
     response = client.post(
         "/api/v1/generate",
         content=b'{"prompt": ',
         headers={**AUTH, "Content-Type": "application/json"},
     )
-    error = assert_error(response, 422)
+    error = assert_error(response, 400)
+    assert error["code"] == "invalid_json"
     assert "JSON" in error["message"]
 
 

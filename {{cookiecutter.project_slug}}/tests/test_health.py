@@ -1,9 +1,15 @@
 from __future__ import annotations
 
+import asyncio
+import json
+import time
+from typing import Any
+
 import pytest
 from fastapi.testclient import TestClient
 
 from {{ cookiecutter.project_slug }} import PROJECT_NAME, __version__, main
+from {{ cookiecutter.project_slug }}.core.lifecycle import Lifecycle
 from {{ cookiecutter.project_slug }}.llm import models
 from {{ cookiecutter.project_slug }}.llm.fake import FakeProvider
 
@@ -36,6 +42,8 @@ def test_probes_answer_without_auth(client: TestClient) -> None:
 
 
 def test_readiness_is_503_while_draining(client: TestClient) -> None:
+    assert client.get("/health/ready").status_code == 200
+    # At once, though the checks' results were just cached.
     client.app.state.lifecycle.draining = True  # type: ignore[attr-defined]
     response = client.get("/health/ready")
     assert response.status_code == 503
@@ -43,14 +51,75 @@ def test_readiness_is_503_while_draining(client: TestClient) -> None:
     assert client.get("/health/live").status_code == 200
 
 
-def test_failing_check_makes_readiness_503_with_the_reason(client: TestClient) -> None:
-    async def broken() -> str | None:
-        raise ConnectionError("refused")
+def readiness_log(capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line]
+    return [line for line in lines if str(line.get("event", "")).startswith("readiness check")]
 
-    client.app.state.lifecycle.add_check("dependency", broken)  # type: ignore[attr-defined]
-    response = client.get("/health/ready")
-    assert response.status_code == 503
-    assert response.json()["checks"]["dependency"] == "ConnectionError: refused"
+
+def test_a_failing_check_is_unavailable_and_its_reason_is_logged_once(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    healthy = True
+
+    async def dependency() -> str | None:
+        if healthy:
+            return None
+        raise ConnectionError("refused by db.internal:5432 for user app")
+
+    with TestClient(main.create_app(make_settings(readiness_cache_s=0))) as client:
+        client.app.state.lifecycle.add_check("dependency", dependency)  # type: ignore[attr-defined]
+        assert client.get("/health/ready").status_code == 200
+        healthy = False
+        capsys.readouterr()
+        for _ in range(3):
+            response = client.get("/health/ready")
+            assert response.status_code == 503
+            assert response.json()["checks"]["dependency"] == "unavailable"
+            assert "db.internal" not in response.text  # hosts and users stay in the log
+        summary = client.get("/health")
+        assert summary.json()["checks"]["dependency"] == "unavailable"
+        assert "db.internal" not in summary.text
+        failing = readiness_log(capsys)
+        healthy = True
+        assert client.get("/health/ready").status_code == 200
+        recovered = readiness_log(capsys)
+    # One line per change of state, not one per probe.
+    assert [(line["event"], line["check"]) for line in failing] == [
+        ("readiness check failing", "dependency")
+    ]
+    assert failing[0]["reason"] == "ConnectionError: refused by db.internal:5432 for user app"
+    assert failing[0]["level"] == "warning"
+    assert [(line["event"], line["check"]) for line in recovered] == [
+        ("readiness check ok again", "dependency")
+    ]
+
+
+def test_readiness_is_evaluated_at_most_once_a_second_even_when_probes_overlap(
+    client: TestClient,
+) -> None:
+    calls = 0
+
+    async def slow() -> str | None:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0.2)
+        return None
+
+    lifecycle: Lifecycle = client.app.state.lifecycle  # type: ignore[attr-defined]
+    lifecycle.add_check("slow", slow)
+
+    async def probes() -> list[tuple[bool, dict[str, Any]]]:
+        return await asyncio.gather(*(lifecycle.readiness() for _ in range(20)))
+
+    results = client.portal.call(probes)  # type: ignore[union-attr]
+    assert calls == 1  # twenty concurrent probes shared one evaluation
+    assert all(ready for ready, _ in results)
+    for _ in range(5):
+        assert client.get("/health/ready").status_code == 200
+    assert calls == 1  # and later ones within the second reuse it
+    time.sleep(1.05)
+    assert client.get("/health/ready").status_code == 200
+    assert calls == 2
 
 
 def test_lifespan_builds_the_providers_and_closes_them(monkeypatch: pytest.MonkeyPatch) -> None:

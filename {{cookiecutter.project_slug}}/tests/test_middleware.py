@@ -78,3 +78,32 @@ def test_force_https_redirects_but_spares_health_probes() -> None:
     assert redirect.headers["location"] == "https://testserver/api/v1/generate?x=1"
     assert probe.status_code == 200
     assert secure.headers["Strict-Transport-Security"].startswith("max-age=")
+
+
+PATH = "/api/v1/generate"
+
+
+def test_trusted_hosts_refuse_other_hosts_with_the_error_body() -> None:
+    settings = make_settings(trusted_hosts="api.example.com, *.example.org")
+    with TestClient(create_app(settings)) as client:
+        for host in ("api.example.com", "API.example.com:8443", "eu.example.org"):
+            answer = client.post(PATH, json={"prompt": "hi"}, headers={**AUTH, "Host": host})
+            assert answer.status_code == 200, host
+        for host in ("evil.example.net", "example.org", "api.example.com.evil.net", ""):
+            refused = client.post(PATH, json={"prompt": "hi"}, headers={**AUTH, "Host": host})
+            assert refused.status_code == 400, host
+            assert refused.json()["error"]["code"] == "invalid_host"
+            assert refused.headers["X-Request-ID"]
+        # The kubelet probes with the pod's IP as Host, which no list can name in advance.
+        for path in ("/health/live", "/health/ready"):
+            assert client.get(path, headers={"Host": "10.1.2.3:8000"}).status_code == 200
+
+
+def test_untrusted_hosts_are_refused_before_the_https_redirect() -> None:
+    settings = make_settings(trusted_hosts="api.example.com", force_https=True)
+    with TestClient(create_app(settings)) as client:
+        forged = client.get("/", headers={"Host": "evil.example.net"}, follow_redirects=False)
+        trusted = client.get("/", headers={"Host": "api.example.com"}, follow_redirects=False)
+    assert forged.status_code == 400  # never a redirect to the forged host
+    assert trusted.status_code == 308
+    assert trusted.headers["location"] == "https://api.example.com/"

@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -16,6 +17,10 @@ import pytest
 from .conftest import AUTH, parse_sse
 from .servers import service_process
 from .upstream import Behaviour, Upstream
+
+
+def records_of(output: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in output.splitlines() if line.startswith("{")]
 
 
 @pytest.fixture
@@ -41,7 +46,7 @@ def test_served_app_generates_over_http(server: tuple[str, subprocess.Popen[str]
     output, _ = process.communicate(timeout=20)
     # uvicorn re-raises the signal once it has shut down gracefully.
     assert process.returncode in {0, -signal.SIGTERM}
-    records = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    records = records_of(output)
     access = [r for r in records if r.get("event") == "request" and r.get("request_id") == "e2e-1"]
     assert access
     assert access[0]["status"] == 200
@@ -95,3 +100,22 @@ def test_sigterm_drains_readiness_first_then_in_flight_streams_then_exits(
     records = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
     names = [record.get("event") for record in records]
     assert names.index("draining") < names.index("drained") < names.index("stopped")
+
+
+def test_forwarded_headers_count_only_from_forwarded_allow_ips(tmp_path: Path) -> None:
+    headers = {**AUTH, "X-Forwarded-For": "203.0.113.7"}
+    with service_process(tmp_path, FORWARDED_ALLOW_IPS="127.0.0.1") as (base_url, process):
+        for peer in ("127.0.0.1", "127.0.0.2"):  # the proxy, and a client that is not one
+            transport = httpx.HTTPTransport(local_address=peer)
+            with httpx.Client(transport=transport, timeout=10) as http:
+                sent = {**headers, "X-Request-ID": f"from-{peer}"}
+                assert http.get(f"{base_url}/v1/models", headers=sent).status_code == 200
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=20)
+    believed = {
+        record["request_id"]: record["client"]
+        for record in records_of(output)
+        if record["event"] == "request" and record["path"] == "/v1/models"
+    }
+    # The access log shows whom the service believed.
+    assert believed == {"from-127.0.0.1": "203.0.113.7", "from-127.0.0.2": "127.0.0.2"}

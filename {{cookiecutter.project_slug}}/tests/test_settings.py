@@ -36,3 +36,26 @@ def test_environment_variables_are_read(monkeypatch: pytest.MonkeyPatch) -> None
     assert settings.port == 9123
     assert settings.llm_model == "from-env"
     assert settings.log_level == "DEBUG"
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"trusted_hosts": "api.*.example.com"}, "TRUSTED_HOSTS"),
+        ({"trusted_hosts": "https://api.example.com"}, "TRUSTED_HOSTS"),
+        ({"forwarded_allow_ips": "10.0.0.0/8, proxy.internal"}, "FORWARDED_ALLOW_IPS"),
+    ],
+)
+def test_transport_settings_refuse_what_they_cannot_honour(
+    values: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ValidationError, match=message):
+        make_settings(**values)
+
+
+def test_transport_settings_are_comma_lists(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRUSTED_HOSTS", "API.example.com, *.example.org, [::1]")
+    monkeypatch.setenv("FORWARDED_ALLOW_IPS", "10.0.0.0/8,192.168.1.5")
+    settings = make_settings()
+    assert settings.trusted_hosts == ("api.example.com", "*.example.org", "[::1]")
+    assert settings.forwarded_allow_ips == ("10.0.0.0/8", "192.168.1.5")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from typing import Any
 
 import httpx
 import pytest
@@ -18,6 +19,12 @@ from .servers import serve
 from .upstream import Behaviour, Upstream
 
 PROMPT = {"prompt": "hello upstream", "max_tokens": 5}
+
+
+def failures_logged(capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
+    """The "model call failed" log lines so far: where the upstream's own words go."""
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line]
+    return [line for line in lines if line.get("event") == "model call failed"]
 
 
 def test_proxies_a_completion(upstream: Upstream, upstream_url: str) -> None:
@@ -44,15 +51,20 @@ def test_retries_server_errors_then_succeeds(upstream: Upstream, upstream_url: s
     assert len(upstream.requests) == 3
 
 
-def test_gives_up_after_max_retries_with_502(upstream: Upstream, upstream_url: str) -> None:
+def test_gives_up_after_max_retries_with_502(
+    upstream: Upstream, upstream_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     upstream.then(*[Behaviour(status=500)] * 3)
     with TestClient(create_app(upstream_settings(upstream_url, llm_max_retries=2))) as client:
         response = client.post("/api/v1/generate", json=PROMPT, headers=AUTH)
     assert response.status_code == 502
     error = response.json()["error"]
     assert error["code"] == "upstream_unavailable"
-    assert "500" in error["message"]
+    assert error["message"] == "The model server is unavailable."  # fixed, not the upstream's
     assert len(upstream.requests) == 3
+    (logged,) = failures_logged(capsys)
+    assert "scripted 500" in logged["detail"]
+    assert logged["request_id"] == response.headers["X-Request-ID"]
 
 
 def test_retry_waits_as_long_as_retry_after_says(upstream: Upstream, upstream_url: str) -> None:
@@ -74,13 +86,18 @@ def test_long_retry_after_is_passed_to_the_caller(upstream: Upstream, upstream_u
     assert len(upstream.requests) == 1
 
 
-def test_upstream_rejection_is_the_callers_400(upstream: Upstream, upstream_url: str) -> None:
+def test_upstream_rejection_is_the_callers_400(
+    upstream: Upstream, upstream_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     upstream.then(Behaviour(status=400))
     with TestClient(create_app(upstream_settings(upstream_url))) as client:
         response = client.post("/api/v1/generate", json=PROMPT, headers=AUTH)
     assert response.status_code == 400
-    assert "scripted 400" in response.json()["error"]["message"]
+    error = response.json()["error"]
+    assert error["message"] == "The model server rejected the request."
+    assert "scripted" not in response.text  # the upstream's error body stays in the log
     assert len(upstream.requests) == 1  # never retried
+    assert "scripted 400" in failures_logged(capsys)[0]["detail"]
 
 
 def test_hung_upstream_is_504(upstream: Upstream, upstream_url: str) -> None:
@@ -94,12 +111,16 @@ def test_hung_upstream_is_504(upstream: Upstream, upstream_url: str) -> None:
     assert time.monotonic() - start < 2.5
 
 
-def test_unreachable_upstream_is_502() -> None:
+def test_unreachable_upstream_is_502_without_naming_the_host(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     settings = upstream_settings("http://127.0.0.1:9", llm_max_retries=1)
     with TestClient(create_app(settings)) as client:
         response = client.post("/api/v1/generate", json=PROMPT, headers=AUTH)
     assert response.status_code == 502
-    assert "Cannot reach the model server" in response.json()["error"]["message"]
+    assert response.json()["error"]["message"] == "The model server is unavailable."
+    assert "127.0.0.1" not in response.text
+    assert "127.0.0.1:9" in failures_logged(capsys)[0]["detail"]
 
 
 def test_circuit_breaker_opens_reports_and_recovers(upstream: Upstream, upstream_url: str) -> None:
@@ -109,6 +130,7 @@ def test_circuit_breaker_opens_reports_and_recovers(upstream: Upstream, upstream
         llm_breaker_min_calls=2,
         llm_breaker_failure_rate=0.5,
         llm_breaker_reset_s=0.5,
+        readiness_cache_s=0,
     )
     upstream.then(Behaviour(status=500), Behaviour(status=500))
     with TestClient(create_app(settings)) as client:
@@ -122,7 +144,9 @@ def test_circuit_breaker_opens_reports_and_recovers(upstream: Upstream, upstream
         assert len(upstream.requests) == 2  # the open circuit spared the upstream
         ready = client.get("/health/ready")
         assert ready.status_code == 503
-        assert "circuit open" in ready.json()["checks"]["models"]
+        assert ready.json()["checks"]["models"] == "unavailable"
+        problem = client.app.state.lifecycle.problems["models"]  # type: ignore[attr-defined]
+        assert "circuit open" in problem
 
         time.sleep(0.6)  # half-open: one trial call goes through and closes it
         assert client.post("/api/v1/generate", json=PROMPT, headers=AUTH).status_code == 200

@@ -75,6 +75,26 @@ def test_malformed_frames_get_an_error_and_the_socket_stays_usable(ws_url: str) 
         assert reply(ws)[-1]["type"] == "done"
 
 
+def test_prompts_are_typed_strictly_and_kept_to_max_prompt_chars() -> None:
+    settings = make_settings(max_prompt_chars=10, trusted_hosts="localhost")
+    with serve(create_app(settings)) as url:
+        port = url.rsplit(":", 1)[1]
+        with connect(f"ws://localhost:{port}/ws/chat", additional_headers=AUTH) as ws:
+            for message, param in (
+                ({"prompt": "x" * 11}, "prompt"),
+                ({"prompt": "hi", "max_tokens": "5"}, "max_tokens"),
+                ({"prompt": "hi", "temperature": "1"}, "temperature"),
+            ):
+                ws.send(json.dumps({"type": "prompt", **message}))
+                error = receive(ws)["error"]
+                assert error["param"].endswith(param), error
+            ws.send(json.dumps({"type": "prompt", "prompt": "x" * 10, "temperature": 1}))
+            assert reply(ws)[-1]["type"] == "done"
+        with pytest.raises(InvalidStatus) as refused:  # Host: 127.0.0.1 is not trusted
+            connect(f"ws://127.0.0.1:{port}/ws/chat", additional_headers=AUTH).close()
+        assert refused.value.response.status_code == 403
+
+
 def test_cancel_stops_the_reply(ws_url: str) -> None:
     with connect(ws_url, additional_headers=AUTH) as ws:
         ws.send(json.dumps({"type": "prompt", "prompt": "long", "max_tokens": 2000}))

@@ -26,7 +26,8 @@ def serve(args: argparse.Namespace) -> int:
         reload=args.reload,
         log_config=None,  # logging is configured by the app, as JSON
         access_log=False,  # replaced by AccessLogMiddleware
-        proxy_headers=True,  # trusts FORWARDED_ALLOW_IPS (default: 127.0.0.1)
+        proxy_headers=True,
+        forwarded_allow_ips=list(settings.forwarded_allow_ips),  # others' headers are ignored
         # The app has already waited for its in-flight work (DRAIN_TIMEOUT_S): this bounds
         # what is left, such as connections that opened during the drain.
         timeout_graceful_shutdown=max(1, int(settings.drain_timeout_s)),

@@ -18,6 +18,7 @@ from .core.cpu import CPUPool
 from .core.errors import install_error_handlers
 from .core.lifecycle import Lifecycle
 from .core.logging import configure_logging, get_logger
+from .core.openapi import install_openapi
 {%- if cookiecutter.database != "none" %}
 from .db.errors import install_database_error_handler
 {%- endif %}
@@ -33,6 +34,7 @@ from .middleware.errors import UnhandledErrorMiddleware
 from .middleware.https_redirect import HTTPSRedirectMiddleware
 from .middleware.request_id import REQUEST_ID_HEADER, RequestIdMiddleware
 from .middleware.security_headers import SecurityHeadersMiddleware
+from .middleware.trusted_hosts import TrustedHostMiddleware
 from .services import open_services
 from .settings import Settings, get_settings
 
@@ -72,10 +74,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.lifecycle = Lifecycle(
-        delay_s=settings.drain_delay_s, timeout_s=settings.drain_timeout_s
+        delay_s=settings.drain_delay_s,
+        timeout_s=settings.drain_timeout_s,
+        cache_s=settings.readiness_cache_s,
     )
 
     install_error_handlers(app)
+    install_openapi(app)
     app.include_router(root.router)
     app.include_router(health.router)
     app.include_router(generate.router)
@@ -109,6 +114,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     if settings.force_https:
         app.add_middleware(HTTPSRedirectMiddleware)
+    if settings.trusted_hosts:  # checked before any redirect names the host
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.trusted_hosts)
     app.add_middleware(DrainMiddleware, lifecycle=app.state.lifecycle)
     app.add_middleware(AccessLogMiddleware)
     app.add_middleware(RequestIdMiddleware)

@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from .config.common import CommaList, SettingsPart, split_commas
+from .config.common import CommaList, HostPatterns, ProxyAddresses, SettingsPart, split_commas
 {%- if cookiecutter.database != "none" %}
 from .config.database import DatabaseSettings
 {%- endif %}
@@ -98,6 +98,13 @@ class Settings(
     cors_origins: CommaList = ()
     max_body_bytes: int = Field(default=1_048_576, ge=1)
     force_https: bool = False
+    # Host headers served (`api.example.com`, `*.example.com`); empty serves any host.
+    trusted_hosts: HostPatterns = ()
+    # Peers whose X-Forwarded-For / X-Forwarded-Proto are believed (addresses, networks, `*`).
+    forwarded_allow_ips: ProxyAddresses = ("127.0.0.1", "::1")
+    max_prompt_chars: int = Field(default=100_000, ge=1)
+    # Readiness results are reused this long, so frequent probes cost one check.
+    readiness_cache_s: float = Field(default=1.0, ge=0)
 
     @field_validator("log_level", mode="before")
     @classmethod

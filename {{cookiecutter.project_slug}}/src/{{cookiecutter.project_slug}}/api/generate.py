@@ -15,7 +15,7 @@ from ..core.errors import APIError, as_api_error, error_detail
 from ..llm.base import CompletionChunk, FinishReason, Usage
 from ..llm.service import CachePolicy, GenerationService
 from ..llm.tokens import count_tokens
-from ..schemas.errors import ERROR_RESPONSES, ErrorDetail
+from ..schemas.errors import ERROR_RESPONSES, JSON_BODY_RESPONSES, MODEL_RESPONSES, ErrorDetail
 from ..schemas.generate import (
     BatchItem,
     BatchRequest,
@@ -26,6 +26,7 @@ from ..schemas.generate import (
     TokenizeRequest,
     TokenizeResponse,
     UsageInfo,
+    check_prompt_length,
 )
 from .deps import (
     CPUPoolDep,
@@ -44,7 +45,9 @@ from .streaming import (
     wants_fresh,
 )
 
-router = APIRouter(prefix="/api/v1", tags=["generation"], responses=ERROR_RESPONSES)
+router = APIRouter(
+    prefix="/api/v1", tags=["generation"], responses=ERROR_RESPONSES | JSON_BODY_RESPONSES
+)
 
 
 async def answer(
@@ -62,7 +65,7 @@ async def answer(
     return GenerateResponse.of(completion, cached=cached)
 
 
-@router.post("/generate", summary="Generate text from a prompt")
+@router.post("/generate", summary="Generate text from a prompt", responses=MODEL_RESPONSES)
 async def generate(
     body: GenerateRequest,
     request: Request,
@@ -71,6 +74,7 @@ async def generate(
     settings: SettingsDep,
     context: RequestContextDep,
 ) -> GenerateResponse:
+    check_prompt_length(body.prompt, settings.max_prompt_chars)
     work = answer(service, body, settings.llm_model, context, no_cache=wants_fresh(request))
     result = await cancel_on_disconnect(request, work)
     response.headers["X-Cache"] = "HIT" if result.cached else "MISS"
@@ -110,7 +114,7 @@ class NativeStream:
 @router.post(
     "/generate/stream",
     summary="Generate text as Server-Sent Events",
-    responses=SSE_RESPONSES,
+    responses=SSE_RESPONSES | MODEL_RESPONSES,
 )
 async def generate_stream(
     body: GenerateRequest,
@@ -119,6 +123,7 @@ async def generate_stream(
     settings: SettingsDep,
     context: RequestContextDep,
 ) -> EventSourceResponse:
+    check_prompt_length(body.prompt, settings.max_prompt_chars)
     generation = body.to_generation(settings.llm_model)
     chunks = service.stream(generation, context)
     first = await open_stream(request, chunks)
@@ -140,6 +145,10 @@ async def generate_batch(
             f"requests: at most {settings.batch_max_items} items per batch.",
             code="too_many_items",
             param="requests",
+        )
+    for index, item in enumerate(body.requests):
+        check_prompt_length(
+            item.prompt, settings.max_prompt_chars, param=f"requests[{index}].prompt"
         )
     slots = asyncio.Semaphore(settings.batch_concurrency)
 

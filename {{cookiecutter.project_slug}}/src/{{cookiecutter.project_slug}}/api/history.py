@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from ..core.errors import APIError
 from ..db.deps import SessionDep
 from ..db.history import InvalidCursorError, generation_page
-from ..schemas.errors import ERROR_RESPONSES
+from ..schemas.errors import ERROR_RESPONSES, error_responses
 from ..schemas.history import GenerationPage
 from .deps import PrincipalDep
 
@@ -19,7 +19,7 @@ router = APIRouter(prefix="/api/v1/generations", tags=["history"], responses=ERR
 @router.get(
     "",
     summary="Your generation log, newest first (keyset-paginated)",
-    responses={503: ERROR_RESPONSES[500] | {"description": "The database is unavailable"}},
+    responses=error_responses({503: "The database is unavailable"}),
 )
 async def list_generations(
     session: SessionDep,

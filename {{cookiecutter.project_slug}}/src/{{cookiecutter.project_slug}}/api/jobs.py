@@ -6,10 +6,16 @@ from fastapi import APIRouter, Request, Response, status
 
 from ..core.errors import APIError
 from ..jobs.base import JobRequest, QueueFullError
-from ..schemas.errors import ERROR_RESPONSES
-from ..schemas.generate import GenerateRequest
+from ..schemas.errors import ERROR_RESPONSES, JSON_BODY_RESPONSES, error_responses
+from ..schemas.generate import GenerateRequest, check_prompt_length
 from ..schemas.jobs import JobResponse
-from .deps import JobQueueDep, PrincipalDep, RequestContextDep, SettingsDep
+from .deps import (
+    GenerationServiceDep,
+    JobQueueDep,
+    PrincipalDep,
+    RequestContextDep,
+    SettingsDep,
+)
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"], responses=ERROR_RESPONSES)
 
@@ -18,17 +24,21 @@ router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"], responses=ERROR_RESPONS
     "",
     summary="Queue a generation; poll the returned Location for its result",
     status_code=status.HTTP_202_ACCEPTED,
-    responses={503: ERROR_RESPONSES[500] | {"description": "Queue full; retry after a while"}},
+    responses=JSON_BODY_RESPONSES
+    | error_responses({404: "No such model", 503: "Queue full; retry after a while"}),
 )
 async def submit_job(
     body: GenerateRequest,
     request: Request,
     response: Response,
     jobs: JobQueueDep,
+    service: GenerationServiceDep,
     settings: SettingsDep,
     context: RequestContextDep,
 ) -> JobResponse:
+    check_prompt_length(body.prompt, settings.max_prompt_chars)
     asked = JobRequest(body.to_generation(settings.llm_model), body.cache, context.request_id)
+    service.route(asked.generation)  # an unknown model is refused now, not when the job runs
     try:
         job = await jobs.submit(context.principal, asked.to_dict())
     except QueueFullError as exc:
@@ -42,7 +52,11 @@ async def submit_job(
     return JobResponse.of(job)
 
 
-@router.get("/{job_id}", summary="A job's status, and its result once finished")
+@router.get(
+    "/{job_id}",
+    summary="A job's status, and its result once finished",
+    responses=error_responses({404: "No such job (or not yours)"}),
+)
 async def get_job(job_id: str, jobs: JobQueueDep, principal: PrincipalDep) -> JobResponse:
     job = await jobs.get(job_id)
     if job is None or job.owner != principal.id:  # others' jobs do not exist for you

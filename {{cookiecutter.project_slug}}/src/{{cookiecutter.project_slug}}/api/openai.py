@@ -20,7 +20,8 @@ from ..core.context import RequestContext
 from ..core.errors import APIError
 from ..llm.base import Completion, CompletionChunk, EmbeddingRequest, GenerationRequest, Usage
 from ..llm.service import CachePolicy, GenerationService
-from ..schemas.errors import ERROR_RESPONSES, ErrorResponse
+from ..schemas.errors import MODEL_RESPONSES, OPENAI_RESPONSES
+from ..schemas.generate import check_prompt_length
 from ..schemas.openai import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -56,7 +57,7 @@ from .streaming import (
     wants_fresh,
 )
 
-router = APIRouter(prefix="/v1", tags=["openai-compatible"], responses=ERROR_RESPONSES)
+router = APIRouter(prefix="/v1", tags=["openai-compatible"], responses=OPENAI_RESPONSES)
 DEFAULT_MAX_TOKENS = 1024
 
 
@@ -232,7 +233,6 @@ async def list_models(service: GenerationServiceDep, _: PrincipalDep) -> ModelLi
 @router.get(
     "/models/{model_id:path}",
     summary="One model (by its name or an alias)",
-    responses={404: {"model": ErrorResponse, "description": "No such model"}},
 )
 async def get_model(model_id: str, service: GenerationServiceDep, _: PrincipalDep) -> Model:
     route = service.models.find(model_id)
@@ -255,7 +255,7 @@ async def get_model(model_id: str, service: GenerationServiceDep, _: PrincipalDe
     "messages: passed to the model server. A parameter the model cannot honour is a 400 "
     "with `code: unsupported_parameter` naming it.",
     response_model=ChatCompletion,
-    responses=SSE_RESPONSES,
+    responses=SSE_RESPONSES | MODEL_RESPONSES,
 )
 async def chat_completions(
     body: ChatCompletionRequest,
@@ -266,6 +266,8 @@ async def chat_completions(
     context: RequestContextDep,
 ) -> ChatCompletion | EventSourceResponse:
     generation = body.to_generation(default_max_tokens=DEFAULT_MAX_TOKENS)
+    text = "".join(message.text for message in generation.messages)
+    check_prompt_length(text, settings.max_prompt_chars, param="messages")
     completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
     fmt = ChatStream(completion_id, created, body.model, body.n, body.include_usage)
     result = await run(request, response, service, settings, context, generation, body, fmt)
@@ -278,7 +280,7 @@ async def chat_completions(
     "/completions",
     summary="Create a text completion (legacy API; streamed when `stream` is true)",
     response_model=TextCompletion,
-    responses=SSE_RESPONSES,
+    responses=SSE_RESPONSES | MODEL_RESPONSES,
 )
 async def completions(
     body: CompletionRequest,
@@ -288,6 +290,7 @@ async def completions(
     settings: SettingsDep,
     context: RequestContextDep,
 ) -> TextCompletion | EventSourceResponse:
+    check_prompt_length(body.prompt_text, settings.max_prompt_chars)
     generation = body.to_generation()
     completion_id, created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
     echo = body.prompt_text if body.echo else None
@@ -303,14 +306,21 @@ def base64_floats(vector: tuple[float, ...]) -> str:
     return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
 
 
-@router.post("/embeddings", summary="Create embeddings for one or more inputs")
+@router.post(
+    "/embeddings", summary="Create embeddings for one or more inputs", responses=MODEL_RESPONSES
+)
 async def embeddings(
     body: EmbeddingRequestIn,
     request: Request,
     service: GenerationServiceDep,
+    settings: SettingsDep,
     context: RequestContextDep,
 ) -> EmbeddingList:
-    asked = EmbeddingRequest(body.inputs(), body.model, body.dimensions, body.user)
+    inputs = body.inputs()
+    for item in inputs:
+        if isinstance(item, str):
+            check_prompt_length(item, settings.max_prompt_chars, param="input")
+    asked = EmbeddingRequest(inputs, body.model, body.dimensions, body.user)
     result = await cancel_on_disconnect(request, service.embed(asked, context))
     encode = base64_floats if body.encoding_format == "base64" else list
     return EmbeddingList(

@@ -26,7 +26,7 @@ from ..core.security import authenticate, presented_key
 from ..llm.base import ChatMessage, FinishReason, GenerationRequest, Usage
 from ..llm.service import GenerationService
 from ..middleware.request_id import request_id_of
-from ..schemas.generate import UsageInfo
+from ..schemas.generate import UsageInfo, check_prompt_length
 from ..schemas.ws import (
     CLIENT_MESSAGE,
     CancelMessage,
@@ -111,6 +111,11 @@ class ChatSession:
                 await self.send_error(
                     503, "The server is shutting down; reconnect shortly.", code="shutting_down"
                 )
+                return
+            try:
+                check_prompt_length(message.prompt, self.settings.max_prompt_chars)
+            except APIError as exc:
+                await self.send_error(exc.status_code, exc.message, code=exc.code, param=exc.param)
                 return
             if self.replying():
                 await self.send_error(

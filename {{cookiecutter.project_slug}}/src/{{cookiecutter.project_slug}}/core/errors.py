@@ -22,11 +22,15 @@ from ..llm.errors import (
     ProviderError,
     UnknownModelError,
     UnsupportedParameterError,
+    UpstreamBadResponseError,
     UpstreamRateLimitedError,
     UpstreamRejectedError,
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
+from .logging import get_logger
+
+logger = get_logger("errors")
 
 ERROR_TYPES: dict[int, str] = {
     401: "authentication_error",
@@ -46,16 +50,20 @@ def error_type(status_code: int) -> str:
     return "server_error" if status_code >= 500 else "invalid_request_error"
 
 
-# Upstream trouble as the client should see it: never a 500, never a traceback.
-PROVIDER_STATUS: tuple[tuple[type[ProviderError], int], ...] = (
-    (UpstreamRejectedError, 400),
-    (UpstreamRateLimitedError, 429),
-    (UpstreamTimeoutError, 504),
-    (CircuitOpenError, 503),
-    (OverloadedError, 503),
-    (UpstreamUnavailableError, 502),
-    (ProviderError, 502),
+# Upstream trouble as the client sees it: a status and one fixed sentence per class, never
+# the upstream's own words (they can name hosts and settings, or echo its error body).
+PROVIDER_ERRORS: tuple[tuple[type[ProviderError], int, str], ...] = (
+    (UpstreamRejectedError, 400, "The model server rejected the request."),
+    (UpstreamRateLimitedError, 429, "The model server is rate limiting requests; retry later."),
+    (UpstreamTimeoutError, 504, "The model server did not answer in time."),
+    (CircuitOpenError, 503, "The model server is failing; requests pause while it recovers."),
+    (OverloadedError, 503, "The service is at its limit of model calls; try again shortly."),
+    (UpstreamUnavailableError, 502, "The model server is unavailable."),
+    (UpstreamBadResponseError, 502, "The model server sent an invalid answer."),
+    (ProviderError, 502, "The model server could not complete the request."),
 )
+# The most validation problems one error message lists (a huge body can hold thousands).
+MAX_LISTED_PROBLEMS = 5
 
 
 class APIError(Exception):
@@ -79,12 +87,21 @@ class APIError(Exception):
 
     @classmethod
     def from_provider(cls, exc: ProviderError) -> APIError:
-        status = next(code for kind, code in PROVIDER_STATUS if isinstance(exc, kind))
+        """The client's view of a failed model call; the details are logged (with the
+        request id the log context carries), not sent."""
+        status, message = next((s, m) for kind, s, m in PROVIDER_ERRORS if isinstance(exc, kind))
+        logger.warning(
+            "model call failed",
+            error=type(exc).__name__,
+            code=exc.code,
+            status=status,
+            detail=exc.message,
+        )
         headers = {}
         if exc.retry_after is not None or status in {429, 503}:
             headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after or 1)))
         param = exc.param if isinstance(exc, UpstreamRejectedError) else None
-        return cls(status, exc.message, code=exc.code, param=param, headers=headers)
+        return cls(status, message, code=exc.code, param=param, headers=headers)
 
 
 def error_detail(
@@ -129,10 +146,65 @@ def describe_validation(errors: Sequence[Mapping[str, Any]]) -> tuple[str, str |
         return "The request body is not valid JSON.", None
     param = field_path(first.get("loc", ()))
     messages = []
-    for error in errors:
+    for error in errors[:MAX_LISTED_PROBLEMS]:
         where = field_path(error.get("loc", ())) or "body"
         messages.append(f"{where}: {error.get('msg', 'invalid value')}")
+    if len(errors) > MAX_LISTED_PROBLEMS:
+        messages.append(f"and {len(errors) - MAX_LISTED_PROBLEMS} more problems")
     return "; ".join(messages), param
+
+
+def is_json(content_type: str | None) -> bool:
+    media = (content_type or "").partition(";")[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
+def invalid_request_status(request: Request, native: int) -> int:
+    """OpenAI answers every invalid request with 400, and its SDKs expect that on /v1."""
+    return 400 if request.url.path.startswith("/v1/") else native
+
+
+# Pydantic's error types for a body that is JSON but not an object (an array, a number).
+NOT_AN_OBJECT = {"model_attributes_type", "model_type", "dict_type"}
+
+
+def whole_body_problem(request: Request, error: Mapping[str, Any]) -> tuple[int, str, str] | None:
+    """What is wrong with a body refused as a whole, not field by field: the status
+    (off /v1), message and code; None when pydantic's own words say it better."""
+    if error.get("type") == "missing":
+        message = "The request needs a JSON body, sent with Content-Type: application/json."
+        return 422, message, "missing_body"
+    if not is_json(request.headers.get("content-type")):
+        message = "The request body must be JSON, sent with Content-Type: application/json."
+        return 415, message, "unsupported_media_type"
+    if error.get("type") in NOT_AN_OBJECT:
+        return 422, "The request body must be a JSON object.", "invalid_value"
+    return None
+
+
+def validation_response(request: Request, exc: RequestValidationError) -> JSONResponse:
+    errors = exc.errors()
+    first = errors[0] if errors else {}
+    if first.get("type") == "json_invalid":
+        return error_response(400, "The request body is not valid JSON.", code="invalid_json")
+    if tuple(first.get("loc", ())) == ("body",):
+        problem = whole_body_problem(request, first)
+        if problem is not None:
+            status, message, code = problem
+            return error_response(invalid_request_status(request, status), message, code=code)
+    message, param = describe_validation(errors)
+    status = invalid_request_status(request, 422)
+    return error_response(status, message, code="invalid_value", param=param)
+
+
+# FastAPI's one message for a body it could not read, and what its cause really was.
+UNPARSEABLE_BODY = "There was an error parsing the body"
+UNPARSEABLE_BECAUSE: tuple[tuple[type[BaseException], str], ...] = (
+    (UnicodeDecodeError, "The request body is not valid UTF-8."),
+    (RecursionError, "The request body is nested too deeply."),
+)
 
 
 def http_exception_message(request: Request, exc: HTTPException) -> str:
@@ -141,7 +213,19 @@ def http_exception_message(request: Request, exc: HTTPException) -> str:
         return f"No route matches {request.method} {request.url.path}."
     if status == 405:
         return f"Method {request.method} is not allowed on {request.url.path}."
+    if status == 400 and exc.detail == UNPARSEABLE_BODY:
+        cause = exc.__cause__
+        reasons = (reason for kind, reason in UNPARSEABLE_BECAUSE if isinstance(cause, kind))
+        return next(reasons, "The request body is not valid JSON.")
     return exc.detail if isinstance(exc.detail, str) else HTTPStatus(status).phrase
+
+
+def http_exception_code(exc: HTTPException) -> str:
+    if exc.status_code == 413:
+        return "request_too_large"  # one code, whichever layer noticed the size
+    if exc.status_code == 400 and exc.detail == UNPARSEABLE_BODY:
+        return "invalid_json"
+    return HTTPStatus(exc.status_code).name.lower()
 
 
 def as_api_error(exc: BaseException) -> APIError | None:
@@ -165,15 +249,12 @@ async def handle_error(request: Request, exc: Exception) -> JSONResponse:
             exc.status_code, exc.message, code=exc.code, param=exc.param, headers=exc.headers
         )
     if isinstance(exc, RequestValidationError):
-        message, param = describe_validation(exc.errors())
-        # OpenAI answers invalid parameters with 400, and its SDKs expect that on /v1.
-        status = 400 if request.url.path.startswith("/v1/") else 422
-        return error_response(status, message, code="invalid_value", param=param)
+        return validation_response(request, exc)
     if isinstance(exc, HTTPException):
         return error_response(
             exc.status_code,
             http_exception_message(request, exc),
-            code=HTTPStatus(exc.status_code).name.lower(),
+            code=http_exception_code(exc),
             headers=exc.headers,
         )
     raise exc

@@ -2,21 +2,28 @@
 
 A declared Content-Length over the limit is refused without reading the body; a
 chunked body is counted as it arrives and refused as soon as it passes the limit.
+Both answers are the usual error body with code `request_too_large`.
 """
 
 from __future__ import annotations
 
 from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..core.errors import APIError, error_response
+from ..core.errors import error_response
 
 
-class BodyTooLargeError(APIError):
+class BodyTooLargeError(HTTPException):
+    """Raised from `receive`: FastAPI passes an HTTPException raised while it reads a body
+    on to the exception handlers (anything else would become its generic 400)."""
+
     def __init__(self, limit: int) -> None:
-        super().__init__(
-            413, f"The request body is larger than {limit} bytes.", code="request_too_large"
-        )
+        super().__init__(413, too_large_message(limit), headers={"Connection": "close"})
+
+
+def too_large_message(limit: int) -> str:
+    return f"The request body is larger than {limit} bytes."
 
 
 class BodyLimitMiddleware:
@@ -55,6 +62,7 @@ class BodyLimitMiddleware:
         try:
             await self.app(scope, receive_counted, send_tracking)
         except BodyTooLargeError:
+            # Read outside a route (no exception handler there): answered here instead.
             if started:
                 raise
             await self._refuse(scope, receive, send)
@@ -62,7 +70,7 @@ class BodyLimitMiddleware:
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = error_response(
             413,
-            f"The request body is larger than {self.max_body_bytes} bytes.",
+            too_large_message(self.max_body_bytes),
             code="request_too_large",
             headers={"Connection": "close"},
         )

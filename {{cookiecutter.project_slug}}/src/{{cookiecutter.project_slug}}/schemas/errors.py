@@ -18,12 +18,44 @@ class ErrorResponse(BaseModel):
     error: ErrorDetail
 
 
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorResponse, "description": description}
-    for status, description in {
+def error_responses(descriptions: dict[int, str]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for error statuses, each with the error body."""
+    return {
+        status: {"model": ErrorResponse, "description": description}
+        for status, description in descriptions.items()
+    }
+
+
+# What any API route may answer, whatever it does.
+ERROR_RESPONSES = error_responses(
+    {
+        400: "The body is not JSON (or not UTF-8), or the Host is not a trusted one",
         401: "Missing or invalid API key",
         413: "Request body too large",
         422: "Invalid request; `param` names the field",
         500: "Unexpected server error",
-    }.items()
-}
+    }
+)
+# Routes that take a JSON body.
+JSON_BODY_RESPONSES = error_responses({415: "The body was not sent as application/json"})
+# Routes that call the model: its failures, each with a fixed message.
+MODEL_RESPONSES = error_responses(
+    {
+        404: "No such model (`param` is `model`)",
+        429: "The model server is rate limiting; see Retry-After",
+        502: "The model server failed or sent an invalid answer",
+        503: "The model server is paused by the circuit breaker, or every slot is busy",
+        504: "The model server did not answer in time",
+    }
+)
+# The OpenAI-compatible routes: OpenAI's statuses (invalid input is 400, never 422).
+OPENAI_RESPONSES = error_responses(
+    {
+        400: "Invalid request, or a parameter the model cannot honour; `param` names it",
+        401: "Missing or invalid API key",
+        404: "No such model",
+        413: "Request body too large",
+        415: "The body was not sent as application/json",
+        500: "Unexpected server error",
+    }
+)

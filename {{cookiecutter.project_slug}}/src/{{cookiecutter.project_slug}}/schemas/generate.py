@@ -4,13 +4,29 @@ import uuid
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..core.errors import APIError
 from ..llm.base import Completion, FinishReason, GenerationRequest, Usage
 from .errors import ErrorDetail
 
+# Strict types, as OpenAI's API has them: `"max_tokens": "5"` or `"cache": 0` is refused,
+# not coerced (a JSON integer still passes for a float, so `"temperature": 1` is fine).
+STRICT = ConfigDict(extra="forbid", strict=True)
+PROMPT_DESCRIPTION = "The text to continue; at most MAX_PROMPT_CHARS characters (100000)."
+
+
+def check_prompt_length(prompt: str, max_chars: int, *, param: str = "prompt") -> None:
+    """Refuse a prompt over the configured limit (MAX_PROMPT_CHARS) with a 422 naming it."""
+    if len(prompt) > max_chars:
+        raise APIError(
+            422,
+            f"{param}: at most {max_chars} characters are allowed; this one has {len(prompt)}.",
+            code="prompt_too_long",
+            param=param,
+        )
+
 
 class GenerateRequest(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
+    model_config = STRICT | ConfigDict(
         json_schema_extra={
             "examples": [
                 {"prompt": "Explain retrieval-augmented generation in one paragraph."},
@@ -19,7 +35,7 @@ class GenerateRequest(BaseModel):
         },
     )
 
-    prompt: str = Field(min_length=1, max_length=100_000, description="The text to continue.")
+    prompt: str = Field(min_length=1, description=PROMPT_DESCRIPTION)
     max_tokens: int = Field(default=200, ge=1, le=8192, description="Upper bound on output tokens.")
     temperature: float = Field(default=0.7, ge=0.0, le=2.0, description="Sampling temperature.")
     cache: bool | None = Field(
@@ -104,8 +120,7 @@ class StreamDone(BaseModel):
 
 
 class BatchRequest(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
+    model_config = STRICT | ConfigDict(
         json_schema_extra={
             "examples": [
                 {"requests": [{"prompt": "Summarise A"}, {"prompt": "Name B", "max_tokens": 9}]}
@@ -129,7 +144,7 @@ class BatchResponse(BaseModel):
 
 
 class TokenizeRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
 
     text: str = Field(max_length=10_000_000, examples=["How many tokens is this?"])
 

@@ -20,7 +20,11 @@ class Liveness(BaseModel):
 
 class Readiness(BaseModel):
     status: Literal["ok", "unavailable"] = Field(examples=["ok"])
-    checks: dict[str, str] = Field(examples=[{"provider": "ok"}])
+    checks: dict[str, Literal["ok", "unavailable", "draining"]] = Field(
+        description="Each dependency's state (`shutdown: draining` on SIGTERM); the reason "
+        "a check fails is in the service's log, not here.",
+        examples=[{"database": "ok", "provider": "ok"}],
+    )
 
 
 class HealthSummary(Readiness):

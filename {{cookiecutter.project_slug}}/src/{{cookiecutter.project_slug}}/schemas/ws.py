@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, Field, TypeAdapter
 
-from .generate import UsageInfo
+from .generate import PROMPT_DESCRIPTION, STRICT, UsageInfo
 
 
 class PromptMessage(BaseModel):
     """Client -> server: generate a reply; the conversation so far is its context."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
 
     type: Literal["prompt"]
-    prompt: str = Field(min_length=1, max_length=100_000)
+    prompt: str = Field(min_length=1, description=PROMPT_DESCRIPTION)
     max_tokens: int = Field(default=200, ge=1, le=8192)
     temperature: float = Field(default=0.7, ge=0.0, le=2.0)
     model: str | None = Field(default=None, min_length=1)
