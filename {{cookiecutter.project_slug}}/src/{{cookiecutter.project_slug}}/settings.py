@@ -16,6 +16,7 @@ from .config.common import CommaList, SettingsPart, split_commas
 {%- if cookiecutter.database != "none" %}
 from .config.database import DatabaseSettings
 {%- endif %}
+from .config.ratelimit import RateLimitSettings
 {%- if cookiecutter.use_redis %}
 from .config.redis import RedisSettings
 {%- endif %}
@@ -30,6 +31,7 @@ class Settings(
 {%- if cookiecutter.database != "none" %}
     DatabaseSettings,
 {%- endif %}
+    RateLimitSettings,
 {%- if cookiecutter.use_redis %}
     RedisSettings,
 {%- endif %}

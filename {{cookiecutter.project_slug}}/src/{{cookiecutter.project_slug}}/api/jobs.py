@@ -10,6 +10,7 @@ from ..schemas.errors import ERROR_RESPONSES
 from ..schemas.generate import GenerateRequest
 from ..schemas.jobs import JobResponse
 from .deps import JobQueueDep, PrincipalDep, RequestContextDep, SettingsDep
+from .limits import RateLimitDep
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"], responses=ERROR_RESPONSES)
 
@@ -27,8 +28,10 @@ async def submit_job(
     jobs: JobQueueDep,
     settings: SettingsDep,
     context: RequestContextDep,
+    limit: RateLimitDep,
 ) -> JobResponse:
     asked = JobRequest(body.to_generation(settings.llm_model), body.cache, context.request_id)
+    await limit.admit(asked.generation)
     try:
         job = await jobs.submit(context.principal, asked.to_dict())
     except QueueFullError as exc:
@@ -38,6 +41,7 @@ async def submit_job(
             code="queue_full",
             headers={"Retry-After": str(int(exc.retry_after))},
         ) from exc
+    limit.keep_reservation()  # the job runs later: it is charged what it may use
     response.headers["Location"] = str(request.url_for("get_job", job_id=job.id).path)
     return JobResponse.of(job)
 

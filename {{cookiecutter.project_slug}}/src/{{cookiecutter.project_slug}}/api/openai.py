@@ -39,6 +39,7 @@ from .deps import (
     RequestContextDep,
     SettingsDep,
 )
+from .limits import RateLimit, RateLimitDep
 from .streaming import (
     DONE,
     SSE_RESPONSES,
@@ -140,20 +141,25 @@ async def run(
     service: GenerationService,
     settings: Settings,
     context: RequestContext,
+    limit: RateLimit,
     generation: GenerationRequest,
     body: CompletionParams,
     fmt: ChatStream,
 ) -> Completion | EventSourceResponse:
     """A stream (as `fmt` spells it) or a whole completion, as the request asks."""
+    await limit.admit(generation)
     if body.stream:
-        chunks = service.stream(generation, context)
+        chunks = limit.metered(service.stream(generation, context))
         first = await open_stream(request, chunks)
         events = stream_events(first, chunks, fmt)
-        return sse_response(events, ping_interval_s=settings.sse_ping_interval_s)
+        return limit.with_headers(
+            sse_response(events, ping_interval_s=settings.sse_ping_interval_s)
+        )
     policy = CachePolicy.for_request(generation, opt_in=body.cache, no_cache=wants_fresh(request))
     completion, cached = await cancel_on_disconnect(
         request, service.complete(generation, context, policy)
     )
+    limit.used(completion.usage, cached=cached)
     response.headers["X-Cache"] = "HIT" if cached else "MISS"
     return completion
 
@@ -179,12 +185,13 @@ async def chat_completions(
     provider: ProviderDep,
     settings: SettingsDep,
     context: RequestContextDep,
+    limit: RateLimitDep,
 ) -> ChatCompletion | EventSourceResponse:
     model = await checked_model(provider, body.model)
     generation = body.to_generation(model, default_max_tokens=DEFAULT_MAX_TOKENS)
     completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
     fmt = ChatStream(completion_id, created, model, body.include_usage)
-    result = await run(request, response, service, settings, context, generation, body, fmt)
+    result = await run(request, response, service, settings, context, limit, generation, body, fmt)
     if not isinstance(result, Completion):
         return result
     completion = result
@@ -216,12 +223,13 @@ async def completions(
     provider: ProviderDep,
     settings: SettingsDep,
     context: RequestContextDep,
+    limit: RateLimitDep,
 ) -> TextCompletion | EventSourceResponse:
     model = await checked_model(provider, body.model)
     generation = body.to_generation(model)
     completion_id, created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
     fmt = TextStream(completion_id, created, model, body.include_usage)
-    result = await run(request, response, service, settings, context, generation, body, fmt)
+    result = await run(request, response, service, settings, context, limit, generation, body, fmt)
     if not isinstance(result, Completion):
         return result
     completion = result

@@ -6,7 +6,8 @@ and gets `delta` messages as the model writes, then `usage` and `done`; it may s
 conversation. A malformed message gets an `error` message and the connection stays
 usable; a connection idle for `WS_IDLE_TIMEOUT_S` is closed; a disconnect cancels the
 reply in progress. Keys are checked as on HTTP, plus `?api_key=` for browsers, which
-cannot set headers on a WebSocket.
+cannot set headers on a WebSocket. Each prompt counts against the caller's rate limits
+like a request; one over them gets an `error` message (`rate_limit_exceeded`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 from ..core.context import RequestContext
 from ..core.errors import APIError, describe_validation, error_detail
 from ..core.logging import get_logger
+from ..core.ratelimit import RateLimiter
 from ..core.security import authenticate, presented_key
 from ..llm.base import ChatMessage, GenerationRequest
 from ..llm.errors import ProviderError
@@ -39,6 +41,7 @@ from ..schemas.ws import (
 )
 from ..settings import Settings
 from .deps import GenerationServiceDep, SettingsDep
+from .limits import RateLimit, RateLimiterDep
 
 router = APIRouter(tags=["websocket"])
 logger = get_logger(__name__)
@@ -52,11 +55,13 @@ class ChatSession:
         service: GenerationService,
         settings: Settings,
         context: RequestContext,
+        limiter: RateLimiter,
     ) -> None:
         self.websocket = websocket
         self.service = service
         self.settings = settings
         self.context = context
+        self.limiter = limiter
         self.history: list[ChatMessage] = []
         self.reply: asyncio.Task[None] | None = None
         self._send_lock = asyncio.Lock()
@@ -126,9 +131,15 @@ class ChatSession:
             temperature=message.temperature,
             model=self.settings.llm_model,
         )
+        limit = RateLimit(self.limiter, self.settings, self.context.principal)
+        try:
+            await limit.admit(request)  # each prompt counts, as a request does on HTTP
+        except APIError as exc:
+            await self.send_error(exc.status_code, exc.message, code=exc.code)
+            return
         text: list[str] = []
         try:
-            async for chunk in self.service.stream(request, self.context):
+            async for chunk in limit.metered(self.service.stream(request, self.context)):
                 if chunk.text:
                     text.append(chunk.text)
                     await self.send(DeltaMessage(text=chunk.text))
@@ -144,13 +155,20 @@ class ChatSession:
             error = APIError.from_provider(exc)
             await self.send_error(error.status_code, error.message, code=error.code)
             return
+        finally:
+            await limit.settle()
         self.history = [*self.history, turn, ChatMessage("assistant", "".join(text))][
             -HISTORY_MESSAGES:
         ]
 
 
 @router.websocket("/ws/chat")
-async def chat(websocket: WebSocket, service: GenerationServiceDep, settings: SettingsDep) -> None:
+async def chat(
+    websocket: WebSocket,
+    service: GenerationServiceDep,
+    settings: SettingsDep,
+    limiter: RateLimiterDep,
+) -> None:
     headers = websocket.headers
     key = presented_key(headers.get("authorization"), headers.get("x-api-key"))
     try:
@@ -162,5 +180,5 @@ async def chat(websocket: WebSocket, service: GenerationServiceDep, settings: Se
     await websocket.accept()
     logger.info("websocket opened", principal=principal.id)
     context = RequestContext(principal.id, request_id_of(websocket.scope) or None)
-    await ChatSession(websocket, service, settings, context).run()
+    await ChatSession(websocket, service, settings, context, limiter).run()
     logger.info("websocket closed", principal=principal.id)
