@@ -444,20 +444,22 @@ def test_the_openai_sdk_raises_rate_limit_error_and_waits_retry_after() -> None:
         spend = {"requests": [{"prompt": "spend the minute", "max_tokens": 1}] * 60}
         assert httpx.post(f"{base_url}/api/v1/generate/batch", json=spend, headers=AUTH).is_success
 
-        impatient = openai.OpenAI(base_url=f"{base_url}/v1", api_key=API_KEY, max_retries=0)
-        with pytest.raises(openai.RateLimitError) as refused:
+        with (
+            openai.OpenAI(base_url=f"{base_url}/v1", api_key=API_KEY, max_retries=0) as impatient,
+            pytest.raises(openai.RateLimitError) as refused,
+        ):
             impatient.chat.completions.create(model="fake-model", messages=messages)
         assert refused.value.code == "rate_limit_exceeded"
         assert refused.value.response.headers["retry-after"] == "1"
         assert refused.value.response.headers["x-ratelimit-remaining-requests"] == "0"
 
         app.statuses.clear()
-        patient = openai.OpenAI(base_url=f"{base_url}/v1", api_key=API_KEY, max_retries=2)
-        started = time.monotonic()
-        raw = patient.chat.completions.with_raw_response.create(
-            model="fake-model", messages=messages
-        )
-        waited = time.monotonic() - started
+        with openai.OpenAI(base_url=f"{base_url}/v1", api_key=API_KEY, max_retries=2) as patient:
+            started = time.monotonic()
+            raw = patient.chat.completions.with_raw_response.create(
+                model="fake-model", messages=messages
+            )
+            waited = time.monotonic() - started
     assert raw.parse().choices[0].message.content
     assert app.statuses == [429, 200]  # one refusal, then the retry after Retry-After
     assert 1.0 <= waited < 3.0  # the SDK's own first backoff would be 0.5 s at most

@@ -13,5 +13,3 @@ class RateLimitSettings(SettingsPart):
     rate_limit_tpm: int = Field(default=100_000, ge=0)
     # Sign-in attempts per minute, per client address and per username; 0: unlimited.
     rate_limit_login_per_minute: int = Field(default=10, ge=0)
-    # While the shared limiter (Redis) is unreachable: admit (true) or answer 503 (false).
-    rate_limit_fail_open: bool = True
