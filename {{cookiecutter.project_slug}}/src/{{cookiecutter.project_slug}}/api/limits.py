@@ -142,10 +142,15 @@ class RateLimit:
             limits.append(Limit(f"{self.caller}:tokens", self.tpm, tokens))
         for name, limit in zip(dimensions, limits, strict=True):
             if limit.cost > limit.per_minute:
+                needs = (
+                    f"up to {limit.cost} tokens (prompt estimate plus max_tokens)"
+                    if name == "tokens"
+                    else f"{limit.cost} requests (one per item)"
+                )
                 raise APIError(
                     400,
-                    f"This request needs {limit.cost} {name} (prompt estimate plus max_tokens "
-                    f"for tokens), more than the {limit.per_minute} a minute allowed.",
+                    f"This request needs {needs}, more than the {limit.per_minute} "
+                    "a minute allowed.",
                     code="request_too_large",
                     param="max_tokens" if name == "tokens" else "requests",
                 )
