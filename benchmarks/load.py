@@ -356,7 +356,7 @@ def fake_prompts(spec: dict[str, Any], count: int, offset: int) -> tuple[list[st
             request = base.GenerationRequest.from_prompt(
                 prompt, max_tokens=wanted, temperature=0.7, model=spec["model"]
             )
-            if len(fake.fake_tokens(request)[0]) >= wanted:
+            if len(fake.answer(request, 0).pieces) >= wanted:
                 prompts.append(prompt)
             n += 1
     except (ImportError, AttributeError, TypeError) as exc:

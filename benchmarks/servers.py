@@ -308,6 +308,10 @@ def render_env(
         "LLM_MODEL": MODEL,
         "LLM_API_KEY": "bench-upstream-key",
         "LLM_MAX_CONCURRENCY": str(MAX_CONCURRENCY),
+        # Every request passes the rate limiter (its cost is measured) but none is refused:
+        # the whole load comes from one caller.
+        "RATE_LIMIT_RPM": "1000000000",
+        "RATE_LIMIT_TPM": "1000000000000",
         # Authentication is off unless `extra` sets keys (the all-on render).
         "API_KEYS": "",
         "ALLOW_ANONYMOUS": "true",

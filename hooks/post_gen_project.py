@@ -52,6 +52,7 @@ MANIFEST: dict[str, list[str]] = {
     "use_redis=yes": [
         "src/{slug}/config/redis.py",
         "src/{slug}/core/cache_redis.py",
+        "src/{slug}/core/ratelimit_redis.py",
         "src/{slug}/core/redis.py",
         "src/{slug}/jobs/redis_queue.py",
         "src/{slug}/jobs/worker.py",

@@ -47,7 +47,14 @@ REDIS_RUN_PREFIX = f"test-{uuid.uuid4().hex[:12]}:"
 
 def make_settings(**overrides: Any) -> Settings:
     """Settings for tests: nothing read from `.env`, a known API key."""
-    values: dict[str, Any] = {"environment": "test", "api_keys": API_KEY, "log_format": "json"}
+    values: dict[str, Any] = {
+        "environment": "test",
+        "api_keys": API_KEY,
+        "log_format": "json",
+        # Every request passes through the limits; only the rate-limit tests reach them.
+        "rate_limit_rpm": 100_000,
+        "rate_limit_tpm": 100_000_000,
+    }
 {%- if cookiecutter.use_redis %}
     values["redis_key_prefix"] = f"{REDIS_RUN_PREFIX}{uuid.uuid4().hex[:8]}:"
 {%- endif %}

@@ -1,14 +1,16 @@
-"""Redis: the shared response cache, jobs run by real worker processes, Redis faults.
+"""Redis: the shared cache and rate limits, jobs run by real worker processes, Redis faults.
 
 Against the Redis at REDIS_URL (under this run's key prefix, deleted after) and, for
 the faults, a `redis-server` started here on a spare port, stopped and started again.
 The workers are real processes, given the app's settings through their environment:
-`python -m {{ cookiecutter.project_slug }} worker`.
+`python -m {{ cookiecutter.project_slug }} worker`, and so is the service with two worker processes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import http.client
+import json
 import os
 import shutil
 import signal
@@ -16,6 +18,8 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
@@ -26,6 +30,8 @@ import redis
 import saq
 from fastapi.testclient import TestClient
 
+from {{ cookiecutter.project_slug }}.core.ratelimit import Decision, Limit, MemoryRateLimiter
+from {{ cookiecutter.project_slug }}.core.ratelimit_redis import RedisRateLimiter
 from {{ cookiecutter.project_slug }}.core.redis import open_redis
 from {{ cookiecutter.project_slug }}.jobs.redis_queue import saq_queue
 from {{ cookiecutter.project_slug }}.main import create_app
@@ -348,3 +354,193 @@ def test_redis_outage_degrades_the_service_which_recovers_by_itself(
             5,
             "a cache hit after Redis returned",
         )
+
+
+# -- rate limits ------------------------------------------------------------------------
+def test_the_redis_buckets_do_what_the_memory_ones_do(redis_for_the_run: redis.Redis) -> None:
+    settings = make_settings()
+    tokens = Limit("caller:tokens", 600, 250)
+    both = [Limit("caller:requests", 6, 1), tokens]
+    steps: list[tuple[str, list[Limit]]] = [
+        ("acquire", both),
+        ("acquire", both),
+        ("acquire", both),  # 100 tokens left: refused, nothing taken
+        ("adjust", [Limit("caller:tokens", 600, -200)]),  # a reservation 200 too high
+        ("acquire", both),
+        ("adjust", [Limit("caller:tokens", 600, 900)]),  # one that used 900 more
+        ("acquire", [Limit("caller:tokens", 600, 1)]),  # in debt: refused
+        ("acquire", [Limit("caller:requests", 6, 0)]),
+    ]
+
+    async def play(limiter: RedisRateLimiter | MemoryRateLimiter) -> list[Decision]:
+        decisions = []
+        for step, limits in steps:
+            if step == "acquire":
+                decisions.append(await limiter.acquire(limits))
+            else:
+                await limiter.adjust(limits[0])
+        return decisions
+
+    async def compare() -> tuple[list[Decision], list[Decision]]:
+        async with open_redis(settings) as client:
+            prefix = f"{settings.redis_key_prefix}ratelimit:"
+            shared = RedisRateLimiter(client, prefix=prefix, fail_open=False)
+            return await play(MemoryRateLimiter()), await play(shared)
+
+    # Both refill at most 0.01 tokens a millisecond: too little to change a whole count.
+    memory, shared = asyncio.run(compare())
+    assert [d.allowed for d in shared] == [True, True, False, True, False, True]
+    for mine, theirs in zip(memory, shared, strict=True):
+        assert theirs.allowed == mine.allowed
+        assert [level.remaining for level in theirs.levels] == [
+            level.remaining for level in mine.levels
+        ]
+        assert theirs.retry_after_s == pytest.approx(mine.retry_after_s, abs=0.05)
+        for level, expected in zip(theirs.levels, mine.levels, strict=True):
+            assert level.reset_s == pytest.approx(expected.reset_s, abs=0.05)
+    # A key lives until its bucket is full again; a full bucket has none.
+    prefix = f"{settings.redis_key_prefix}ratelimit:caller"
+    debt_ms = cast(int, redis_for_the_run.pttl(f"{prefix}:tokens"))
+    assert debt_ms == pytest.approx(shared[4].levels[0].reset_s * 1000, abs=100)
+    assert debt_ms > 60_000  # in debt: longer than a minute
+    assert cast(int, redis_for_the_run.pttl(f"{prefix}:requests")) <= 3 * 10_000
+
+
+def worker_processes(parent: int) -> list[int]:
+    """The pids of `parent`'s children (Linux /proc)."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with suppress(OSError):
+            fields = stat.read_text().rpartition(")")[2].split()
+            if int(fields[1]) == parent:
+                children.append(int(stat.parent.name))
+    return children
+
+
+def connection_owners(pids: list[int], port: int) -> dict[int, int]:
+    """Client port -> pid of the process holding that connection to `port` (Linux /proc)."""
+    inodes = {}
+    for pid in pids:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with suppress(OSError):
+                target = str(fd.readlink())
+                if target.startswith("socket:["):
+                    inodes[target[8:-1]] = pid
+    owners = {}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, remote, state, inode = (line.split()[i] for i in (1, 2, 3, 9))
+            established = state == "01"
+            if established and int(local.rsplit(":", 1)[1], 16) == port and inode in inodes:
+                owners[int(remote.rsplit(":", 1)[1], 16)] = inodes[inode]
+    return owners
+
+
+def test_the_rate_limit_holds_across_worker_processes(tmp_path: Path) -> None:
+    """Two uvicorn workers, each sent twice the limit: together they admit the limit once."""
+    if not Path("/proc/net/tcp").exists():
+        pytest.skip("telling the workers' connections apart needs Linux /proc")
+    rpm = 20
+    _, env = deployment(rate_limit_rpm=rpm, rate_limit_tpm=0)
+    port = free_port()
+    log = tmp_path / "serve.log"
+    with log.open("wb") as output:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "{{ cookiecutter.project_slug }}", "serve", "--workers", "2"],
+            cwd=tmp_path,
+            env={**env, "HOST": "127.0.0.1", "PORT": str(port)},
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    connections: dict[int, list[http.client.HTTPConnection]] = {}
+    try:
+        wait_until(lambda: log.read_text().count('"event": "started"') == 2, 30, "two workers")
+        workers = worker_processes(server.pid)
+        connections = {pid: [] for pid in workers}
+        deadline = time.monotonic() + 15
+        while sorted(len(held) for held in connections.values())[-2:] != [2, 2]:
+            assert time.monotonic() < deadline, "the workers did not both take connections"
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            connection.request("GET", "/health/live")
+            connection.getresponse().read()
+            owner = connection_owners(workers, port).get(connection.sock.getsockname()[1])
+            if owner in connections and len(connections[owner]) < 2:
+                connections[owner].append(connection)
+            else:
+                connection.close()
+
+        def send(connection: http.client.HTTPConnection) -> list[int]:
+            statuses = []
+            body = json.dumps({"prompt": "one of many", "max_tokens": 1})
+            headers = {**AUTH, "Content-Type": "application/json"}
+            for _ in range(rpm):
+                connection.request("POST", "/api/v1/generate", body=body, headers=headers)
+                response = connection.getresponse()
+                response.read()
+                statuses.append(response.status)
+            return statuses
+
+        held = [c for pid in workers for c in connections[pid]]
+        started = time.monotonic()
+        with ThreadPoolExecutor(len(held)) as pool:
+            statuses = list(pool.map(send, held))
+        elapsed = time.monotonic() - started
+    finally:
+        for held_connections in connections.values():
+            for connection in held_connections:
+                connection.close()
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+    assert elapsed < 60 / rpm, "too slow to tell: a request refilled meanwhile"
+    assert sorted({status for per_connection in statuses for status in per_connection}) == [
+        200,
+        429,
+    ]
+    # Each worker alone was sent 2 * rpm requests: limits per worker would admit 2 * rpm.
+    assert sum(per_connection.count(200) for per_connection in statuses) == rpm
+
+
+@pytest.mark.parametrize("fail_open", [True, False], ids=["fail-open", "fail-closed"])
+def test_rate_limits_follow_the_fail_policy_while_redis_is_down(
+    redis_server: RedisServer, capsys: pytest.CaptureFixture[str], fail_open: bool
+) -> None:
+    settings = make_settings(
+        redis_url=redis_server.url,
+        redis_timeout_s=0.5,
+        rate_limit_rpm=2,
+        rate_limit_fail_open=fail_open,
+    )
+    body = {"prompt": "limited through an outage", "max_tokens": 3}
+    with TestClient(create_app(settings)) as client:
+
+        def post() -> Any:
+            return client.post("/api/v1/generate", json=body, headers=AUTH)
+
+        assert [post().status_code for _ in range(3)] == [200, 200, 429]  # in Redis
+        redis_server.stop()
+        capsys.readouterr()
+        during = []
+        for _ in range(4):
+            started = time.monotonic()
+            during.append(post())
+            assert time.monotonic() - started < 1.0
+        redis_server.start()  # empty again: every bucket is full
+        wait_until(lambda: "x-ratelimit-remaining-requests" in post().headers, 10, "limits back")
+        back = post()  # the second of the fresh minute: the first was the one seen above
+    logged = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line[:1] == "{"]
+    events = [record["event"] for record in logged]
+    assert events.count("rate limiter unavailable") == 1  # once per outage, not per request
+    assert events.count("rate limiter recovered") == 1
+    if fail_open:
+        assert [response.status_code for response in during] == [200] * 4  # over the limit
+        assert "x-ratelimit-limit-requests" not in during[0].headers
+    else:
+        assert [response.status_code for response in during] == [503] * 4
+        assert during[0].headers["Retry-After"] == "1"
+        assert during[0].json()["error"]["code"] == "rate_limiter_unavailable"
+    assert back.status_code == 200
+    assert back.headers["x-ratelimit-remaining-requests"] == "0"

@@ -156,3 +156,20 @@ def test_a_reply_in_progress_finishes_during_a_drain(tmp_path: Path) -> None:
             assert messages[-1]["type"] == "done"
             assert messages[-1]["finish_reason"] != "cancelled"
         process.communicate(timeout=20)
+
+
+def test_a_prompt_over_the_rate_limit_gets_an_error_and_the_socket_stays_open() -> None:
+    with (
+        serve(create_app(make_settings(rate_limit_rpm=1))) as url,
+        connect(url.replace("http://", "ws://") + "/ws/chat", additional_headers=AUTH) as ws,
+    ):
+        ws.send(json.dumps({"type": "prompt", "prompt": "first", "max_tokens": 3}))
+        assert reply(ws)[-1]["type"] == "done"
+        ws.send(json.dumps({"type": "prompt", "prompt": "second", "max_tokens": 3}))
+        refused = reply(ws)
+        ws.send(json.dumps({"type": "ping"}))
+        assert receive(ws) == {"type": "pong"}
+    assert [message["type"] for message in refused] == ["error"]
+    error = refused[0]["error"]
+    assert (error["type"], error["code"]) == ("rate_limit_error", "rate_limit_exceeded")
+    assert "Please try again in " in error["message"]

@@ -14,6 +14,7 @@ from . import DESCRIPTION, PROJECT_NAME, __version__
 {%- if cookiecutter.database != "none" %}{% set routers = routers + ["history"] %}{% endif %}
 {%- if cookiecutter.use_websocket %}{% set routers = routers + ["ws"] %}{% endif %}
 from .api import {{ routers | sort | join(", ") }}
+from .api.limits import LIMIT_HEADERS
 from .core.cpu import CPUPool
 from .core.errors import install_error_handlers
 from .core.lifecycle import Lifecycle
@@ -110,7 +111,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "X-API-Key",
                 REQUEST_ID_HEADER,
             ],
-            expose_headers=[REQUEST_ID_HEADER, "Retry-After", "X-Cache", "Location"],
+            expose_headers=[
+                REQUEST_ID_HEADER,
+                "Retry-After",
+                "X-Cache",
+                "Location",
+                *LIMIT_HEADERS,
+            ],
         )
     if settings.force_https:
         app.add_middleware(HTTPSRedirectMiddleware)

@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 
 from .core.cache import MemoryResponseCache, ResponseCache
 from .core.lifecycle import Lifecycle
+from .core.ratelimit import MemoryRateLimiter, RateLimiter
 {%- if cookiecutter.use_redis %}
 from .core.redis import attach_redis
 {%- endif %}
@@ -42,6 +43,7 @@ class Services:
     lifecycle: Lifecycle
     stack: AsyncExitStack  # what is opened here is closed when the services close
     cache: ResponseCache
+    rate_limiter: RateLimiter = field(default_factory=MemoryRateLimiter)
     recorder: GenerationRecorder | None = None
     job_store: JobStore = field(init=False)
 {%- if cookiecutter.database != "none" %}
@@ -66,7 +68,7 @@ async def open_services(settings: Settings, lifecycle: Lifecycle) -> AsyncIterat
         await attach_database(services)  # generation log, job records
 {%- endif %}
 {%- if cookiecutter.use_redis %}
-        await attach_redis(services)  # shared cache
+        await attach_redis(services)  # shared cache and rate limits
 {%- endif %}
 {%- if cookiecutter.database == "none" and cookiecutter.use_redis %}
         services.job_store = RedisJobStore.for_services(services)

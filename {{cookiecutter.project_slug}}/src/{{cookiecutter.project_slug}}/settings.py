@@ -19,6 +19,7 @@ from .config.common import CommaList, HostPatterns, ProxyAddresses, SettingsPart
 from .config.database import DatabaseSettings
 {%- endif %}
 from .config.models import ModelConfig
+from .config.ratelimit import RateLimitSettings
 {%- if cookiecutter.use_redis %}
 from .config.redis import RedisSettings
 {%- endif %}
@@ -33,6 +34,7 @@ class Settings(
 {%- if cookiecutter.database != "none" %}
     DatabaseSettings,
 {%- endif %}
+    RateLimitSettings,
 {%- if cookiecutter.use_redis %}
     RedisSettings,
 {%- endif %}

@@ -31,10 +31,10 @@ from ..schemas.generate import (
 from .deps import (
     CPUPoolDep,
     GenerationServiceDep,
-    PrincipalDep,
     RequestContextDep,
     SettingsDep,
 )
+from .limits import RateLimitDep
 from .streaming import (
     SSE_RESPONSES,
     cancel_on_disconnect,
@@ -73,10 +73,13 @@ async def generate(
     service: GenerationServiceDep,
     settings: SettingsDep,
     context: RequestContextDep,
+    limit: RateLimitDep,
 ) -> GenerateResponse:
     check_prompt_length(body.prompt, settings.max_prompt_chars)
+    await limit.admit(body.to_generation(settings.llm_model))
     work = answer(service, body, settings.llm_model, context, no_cache=wants_fresh(request))
     result = await cancel_on_disconnect(request, work)
+    limit.used(result.usage, cached=result.cached)
     response.headers["X-Cache"] = "HIT" if result.cached else "MISS"
     return result
 
@@ -122,13 +125,15 @@ async def generate_stream(
     service: GenerationServiceDep,
     settings: SettingsDep,
     context: RequestContextDep,
+    limit: RateLimitDep,
 ) -> EventSourceResponse:
     check_prompt_length(body.prompt, settings.max_prompt_chars)
     generation = body.to_generation(settings.llm_model)
-    chunks = service.stream(generation, context)
+    await limit.admit(generation)
+    chunks = limit.metered(service.stream(generation, context))
     first = await open_stream(request, chunks)
     events = stream_events(first, chunks, NativeStream(f"gen-{uuid.uuid4().hex}", generation.model))
-    return sse_response(events, ping_interval_s=settings.sse_ping_interval_s)
+    return limit.with_headers(sse_response(events, ping_interval_s=settings.sse_ping_interval_s))
 
 
 @router.post("/generate/batch", summary="Generate for many prompts in one call")
@@ -138,6 +143,7 @@ async def generate_batch(
     service: GenerationServiceDep,
     settings: SettingsDep,
     context: RequestContextDep,
+    limit: RateLimitDep,
 ) -> BatchResponse:
     if len(body.requests) > settings.batch_max_items:
         raise APIError(
@@ -150,6 +156,7 @@ async def generate_batch(
         check_prompt_length(
             item.prompt, settings.max_prompt_chars, param=f"requests[{index}].prompt"
         )
+    await limit.admit(*(item.to_generation(settings.llm_model) for item in body.requests))
     slots = asyncio.Semaphore(settings.batch_concurrency)
 
     async def run(index: int, item: GenerateRequest) -> BatchItem:
@@ -164,6 +171,7 @@ async def generate_batch(
                     error.status_code, error.message, code=error.code, param=error.param
                 )
                 return BatchItem(index=index, error=ErrorDetail(**detail))
+            limit.used(result.usage, cached=result.cached)
             return BatchItem(index=index, result=result)
 
     async def run_all() -> list[BatchItem]:
@@ -180,6 +188,7 @@ async def generate_batch(
 
 
 @router.post("/tokenize", summary="Count the tokens of a text")
-async def tokenize(body: TokenizeRequest, cpu: CPUPoolDep, _: PrincipalDep) -> TokenizeResponse:
+async def tokenize(body: TokenizeRequest, cpu: CPUPoolDep, limit: RateLimitDep) -> TokenizeResponse:
+    await limit.admit()  # a request, no model tokens: the count is CPU work of its own
     tokens = await cpu.run(count_tokens, body.text)
     return TokenizeResponse(tokens=tokens, characters=len(body.text))

@@ -16,6 +16,7 @@ from .deps import (
     RequestContextDep,
     SettingsDep,
 )
+from .limits import RateLimitDep
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"], responses=ERROR_RESPONSES)
 
@@ -35,10 +36,12 @@ async def submit_job(
     service: GenerationServiceDep,
     settings: SettingsDep,
     context: RequestContextDep,
+    limit: RateLimitDep,
 ) -> JobResponse:
     check_prompt_length(body.prompt, settings.max_prompt_chars)
     asked = JobRequest(body.to_generation(settings.llm_model), body.cache, context.request_id)
     service.route(asked.generation)  # an unknown model is refused now, not when the job runs
+    await limit.admit(asked.generation)
     try:
         job = await jobs.submit(context.principal, asked.to_dict())
     except QueueFullError as exc:
@@ -48,6 +51,7 @@ async def submit_job(
             code="queue_full",
             headers={"Retry-After": str(int(exc.retry_after))},
         ) from exc
+    limit.keep_reservation()  # the job runs later: it is charged what it may use
     response.headers["Location"] = str(request.url_for("get_job", job_id=job.id).path)
     return JobResponse.of(job)
 

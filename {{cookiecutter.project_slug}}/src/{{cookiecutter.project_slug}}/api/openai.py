@@ -46,6 +46,7 @@ from ..schemas.openai import (
 )
 from ..settings import Settings
 from .deps import GenerationServiceDep, PrincipalDep, RequestContextDep, SettingsDep
+from .limits import RateLimit, RateLimitDep
 from .streaming import (
     DONE,
     SSE_RESPONSES,
@@ -202,20 +203,25 @@ async def run(
     service: GenerationService,
     settings: Settings,
     context: RequestContext,
+    limit: RateLimit,
     generation: GenerationRequest,
     body: SamplingParams,
     fmt: ChatStream,
 ) -> Completion | EventSourceResponse:
     """A stream (as `fmt` spells it) or a whole completion, as the request asks."""
+    await limit.admit(generation)
     if body.stream:
-        chunks = service.stream(generation, context)
+        chunks = limit.metered(service.stream(generation, context))
         first = await open_stream(request, chunks)
         events = stream_events(first, chunks, fmt)
-        return sse_response(events, ping_interval_s=settings.sse_ping_interval_s)
+        return limit.with_headers(
+            sse_response(events, ping_interval_s=settings.sse_ping_interval_s)
+        )
     policy = CachePolicy.for_request(generation, opt_in=body.cache, no_cache=wants_fresh(request))
     completion, cached = await cancel_on_disconnect(
         request, service.complete(generation, context, policy)
     )
+    limit.used(completion.usage, cached=cached)
     response.headers["X-Cache"] = "HIT" if cached else "MISS"
     return completion
 
@@ -264,13 +270,14 @@ async def chat_completions(
     service: GenerationServiceDep,
     settings: SettingsDep,
     context: RequestContextDep,
+    limit: RateLimitDep,
 ) -> ChatCompletion | EventSourceResponse:
     generation = body.to_generation(default_max_tokens=DEFAULT_MAX_TOKENS)
     text = "".join(message.text for message in generation.messages)
     check_prompt_length(text, settings.max_prompt_chars, param="messages")
     completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
     fmt = ChatStream(completion_id, created, body.model, body.n, body.include_usage)
-    result = await run(request, response, service, settings, context, generation, body, fmt)
+    result = await run(request, response, service, settings, context, limit, generation, body, fmt)
     if not isinstance(result, Completion):
         return result
     return ChatCompletion.of(result, id=completion_id, created=created)
@@ -289,13 +296,14 @@ async def completions(
     service: GenerationServiceDep,
     settings: SettingsDep,
     context: RequestContextDep,
+    limit: RateLimitDep,
 ) -> TextCompletion | EventSourceResponse:
     check_prompt_length(body.prompt_text, settings.max_prompt_chars)
     generation = body.to_generation()
     completion_id, created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
     echo = body.prompt_text if body.echo else None
     fmt = TextStream(completion_id, created, body.model, body.n, body.include_usage, echo=echo)
-    result = await run(request, response, service, settings, context, generation, body, fmt)
+    result = await run(request, response, service, settings, context, limit, generation, body, fmt)
     if not isinstance(result, Completion):
         return result
     return TextCompletion.of(result, id=completion_id, created=created, echo=echo)
@@ -315,13 +323,16 @@ async def embeddings(
     service: GenerationServiceDep,
     settings: SettingsDep,
     context: RequestContextDep,
+    limit: RateLimitDep,
 ) -> EmbeddingList:
     inputs = body.inputs()
-    for item in inputs:
-        if isinstance(item, str):
-            check_prompt_length(item, settings.max_prompt_chars, param="input")
+    texts = [item for item in inputs if isinstance(item, str)]
+    for text in texts:
+        check_prompt_length(text, settings.max_prompt_chars, param="input")
+    await limit.admit_inputs(texts, sum(len(item) for item in inputs if not isinstance(item, str)))
     asked = EmbeddingRequest(inputs, body.model, body.dimensions, body.user)
     result = await cancel_on_disconnect(request, service.embed(asked, context))
+    limit.used_tokens(result.prompt_tokens)
     encode = base64_floats if body.encoding_format == "base64" else list
     return EmbeddingList(
         data=[

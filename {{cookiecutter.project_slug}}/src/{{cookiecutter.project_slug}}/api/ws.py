@@ -6,7 +6,8 @@ and gets `delta` messages as the model writes, then `usage` and `done`; it may s
 conversation. A malformed message gets an `error` message and the connection stays
 usable; a connection idle for `WS_IDLE_TIMEOUT_S` is closed; a disconnect cancels the
 reply in progress. Keys are checked as on HTTP, plus `?api_key=` for browsers, which
-cannot set headers on a WebSocket.
+cannot set headers on a WebSocket. Each prompt counts against the caller's rate limits
+like a request; one over them gets an `error` message (`rate_limit_exceeded`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from ..core.context import RequestContext
 from ..core.errors import APIError, as_api_error, describe_validation, error_detail
 from ..core.lifecycle import Lifecycle
 from ..core.logging import get_logger
+from ..core.ratelimit import RateLimiter
 from ..core.security import authenticate, presented_key
 from ..llm.base import ChatMessage, FinishReason, GenerationRequest, Usage
 from ..llm.service import GenerationService
@@ -39,6 +41,7 @@ from ..schemas.ws import (
 )
 from ..settings import Settings
 from .deps import GenerationServiceDep, LifecycleDep, SettingsDep
+from .limits import RateLimit, RateLimiterDep
 
 router = APIRouter(tags=["websocket"])
 logger = get_logger(__name__)
@@ -53,12 +56,14 @@ class ChatSession:
         settings: Settings,
         context: RequestContext,
         lifecycle: Lifecycle,
+        limiter: RateLimiter,
     ) -> None:
         self.websocket = websocket
         self.service = service
         self.settings = settings
         self.context = context
         self.lifecycle = lifecycle
+        self.limiter = limiter
         self.history: list[ChatMessage] = []
         self.reply: asyncio.Task[None] | None = None
         self._send_lock = asyncio.Lock()
@@ -145,11 +150,17 @@ class ChatSession:
             temperature=message.temperature,
             model=message.model or self.settings.llm_model,
         )
+        limit = RateLimit(self.limiter, self.settings, self.context.principal)
+        try:
+            await limit.admit(request)  # each prompt counts, as a request does on HTTP
+        except APIError as exc:
+            await self.send_error(exc.status_code, exc.message, code=exc.code)
+            return
         text: list[str] = []
         reason: FinishReason = "stop"
         usage: Usage | None = None
         try:
-            async for chunk in self.service.stream(request, self.context):
+            async for chunk in limit.metered(self.service.stream(request, self.context)):
                 if chunk.text and chunk.index == 0:
                     text.append(chunk.text)
                     await self.send(DeltaMessage(text=chunk.text))
@@ -168,6 +179,8 @@ class ChatSession:
                 error.status_code, error.message, code=error.code, param=error.param
             )
             return
+        finally:
+            await limit.settle()
         if usage is not None:
             await self.send(UsageMessage(usage=UsageInfo.of(usage)))
         await self.send(DoneMessage(id=reply_id, finish_reason=reason))
@@ -182,6 +195,7 @@ async def chat(
     service: GenerationServiceDep,
     settings: SettingsDep,
     lifecycle: LifecycleDep,
+    limiter: RateLimiterDep,
 ) -> None:
     headers = websocket.headers
     key = presented_key(headers.get("authorization"), headers.get("x-api-key"))
@@ -194,5 +208,5 @@ async def chat(
     await websocket.accept()
     logger.info("websocket opened", principal=principal.id)
     context = RequestContext(principal.id, request_id_of(websocket.scope) or None)
-    await ChatSession(websocket, service, settings, context, lifecycle).run()
+    await ChatSession(websocket, service, settings, context, lifecycle, limiter).run()
     logger.info("websocket closed", principal=principal.id)

@@ -21,6 +21,7 @@ from redis.exceptions import RedisError
 
 from ..settings import Settings
 from .cache_redis import RedisResponseCache
+from .ratelimit_redis import RedisRateLimiter
 
 if TYPE_CHECKING:
     from ..services import Services
@@ -62,11 +63,16 @@ async def redis_readiness(redis: Redis) -> str | None:
 
 
 async def attach_redis(services: Services) -> None:
-    """The client for the services (closed with them), its readiness, the shared cache."""
+    """The client for the services (closed with them), its readiness, cache and limits."""
     settings = services.settings
     redis = await services.stack.enter_async_context(open_redis(settings))
     services.redis = redis
     services.lifecycle.add_check("redis", partial(redis_readiness, redis))
     services.cache = RedisResponseCache(
         redis, prefix=f"{settings.redis_key_prefix}cache:", ttl_s=settings.cache_ttl_s
+    )
+    services.rate_limiter = RedisRateLimiter(
+        redis,
+        prefix=f"{settings.redis_key_prefix}ratelimit:",
+        fail_open=settings.rate_limit_fail_open,
     )
