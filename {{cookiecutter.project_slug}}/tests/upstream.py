@@ -1,8 +1,9 @@
 """A scriptable OpenAI-compatible model server, for tests that need a real upstream.
 
 Each request takes the next scripted behaviour (or answers normally when none is
-left): delay, 429 with Retry-After, 500, hang past the client's timeout, or a stream
-cut after some chunks. It records every request and every client that went away.
+left): delay, 429 with Retry-After, 500, hang past the client's timeout, a stream
+cut after some chunks, or function calls instead of text. It records every request
+and every client that went away.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ class Behaviour:
     cut_after_chunks: int | None = None  # stream: drop the connection after this many
     token_delay_s: float = 0.0
     tokens: int = 5
+    # Answer with these function calls ({"id", "name", "arguments"}) instead of text.
+    tool_calls: tuple[dict[str, str], ...] = ()
 
 
 @dataclass
@@ -81,6 +84,9 @@ class Upstream:
         if body.get("stream"):
             events = self.events(request, words, model, behaviour)
             return StreamingResponse(events, media_type="text/event-stream")
+        message: dict[str, Any] = {"role": "assistant", "content": " ".join(words)}
+        if behaviour.tool_calls:
+            message = {"role": "assistant", "content": None, "tool_calls": tool_calls(behaviour)}
         return JSONResponse(
             {
                 "id": "chatcmpl-upstream",
@@ -90,8 +96,8 @@ class Upstream:
                 "choices": [
                     {
                         "index": 0,
-                        "message": {"role": "assistant", "content": " ".join(words)},
-                        "finish_reason": "stop",
+                        "message": message,
+                        "finish_reason": "tool_calls" if behaviour.tool_calls else "stop",
                     }
                 ],
                 "usage": usage(len(words)),
@@ -126,6 +132,18 @@ class Upstream:
 
         try:
             yield chunk({"role": "assistant", "content": ""})
+            if behaviour.tool_calls:
+                for index, call in enumerate(tool_calls(behaviour)):
+                    opening = {**call, "function": {"name": call["function"]["name"]}}
+                    yield chunk({"tool_calls": [{"index": index, **opening}]})
+                    arguments = call["function"]["arguments"]
+                    for at in range(0, len(arguments), 8):
+                        piece = {"index": index, "function": {"arguments": arguments[at : at + 8]}}
+                        yield chunk({"tool_calls": [piece]})
+                yield chunk({}, "tool_calls")
+                yield f"data: {json.dumps({'choices': [], 'usage': usage(1)})}\n\n".encode()
+                yield b"data: [DONE]\n\n"
+                return
             for index, word in enumerate(words):
                 if behaviour.cut_after_chunks is not None and index >= behaviour.cut_after_chunks:
                     raise ConnectionResetError("scripted cut")  # uvicorn drops the connection
@@ -138,3 +156,14 @@ class Upstream:
         except asyncio.CancelledError:
             self.disconnects += 1
             raise
+
+
+def tool_calls(behaviour: Behaviour) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": call["id"],
+            "type": "function",
+            "function": {"name": call["name"], "arguments": call["arguments"]},
+        }
+        for call in behaviour.tool_calls
+    ]

@@ -22,6 +22,7 @@ from .config.models import ModelConfig
 {%- if cookiecutter.use_redis %}
 from .config.redis import RedisSettings
 {%- endif %}
+from .config.responses import ResponsesSettings
 {%- if cookiecutter.use_websocket %}
 from .config.websocket import WebSocketSettings
 {%- endif %}
@@ -39,6 +40,7 @@ class Settings(
 {%- if cookiecutter.use_websocket %}
     WebSocketSettings,
 {%- endif %}
+    ResponsesSettings,
     SettingsPart,
     BaseSettings,
 ):
