@@ -54,7 +54,7 @@ class RedisResponseStore:
                 raw = await pipe.get(key)
                 if raw is None or not decode(raw).unfinished:
                     return False
-                pipe.multi()
+                pipe.multi()  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
                 pipe.set(key, encode(record), keepttl=True)
                 await pipe.execute()
             except WatchError:  # changed since it was read: whoever changed it won
