@@ -338,6 +338,29 @@ def test_what_cannot_be_honoured_is_refused_by_name(
     assert caught.value.param == param
 
 
+@pytest.mark.parametrize(
+    ("extra", "param"),
+    [
+        ({"input": [{"type": "message", "content": "hi"}]}, "input[0].role"),
+        (
+            {"input": [{"role": "user", "content": [{"type": "input_text"}]}]},
+            "input[0].content[0].text",
+        ),
+        ({"input": [{"type": "function_call_output", "output": "x"}]}, "input[0].call_id"),
+        ({"input": 5}, "input"),
+        ({"input": "hi", "tool_choice": "maybe"}, "tool_choice"),
+        ({"input": "hi", "text": {"format": {"type": "json_schema"}}}, "text.format"),
+    ],
+)
+def test_invalid_values_name_their_field(
+    client: openai.OpenAI, extra: dict[str, Any], param: str
+) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.responses.create(model="fake-model", extra_body=extra)
+    assert caught.value.code == "invalid_value"
+    assert caught.value.param == param
+
+
 def test_unknown_model_is_not_found(client: openai.OpenAI) -> None:
     with pytest.raises(openai.NotFoundError) as caught:
         client.responses.create(model="gpt-nope", input="hi")

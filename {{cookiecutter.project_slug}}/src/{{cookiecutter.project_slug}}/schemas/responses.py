@@ -22,8 +22,10 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    ModelWrapValidatorHandler,
     Tag,
     TypeAdapter,
+    ValidationError,
     model_validator,
 )
 
@@ -65,17 +67,28 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex}"
 
 
-def by_type(known: set[str], missing: str | None = None) -> Discriminator:
-    """Tell union members apart by `type`: "other" for a type this service does not take."""
+def by_type(known: set[str], noun: str, missing: str | None = None) -> Discriminator:
+    """Tell union members apart by `type`, tagged "<type> <noun>" ("other <noun>" for a type
+    this service does not take). The space marks the tag as no field of the request."""
 
-    def tag(value: Any) -> str | None:
+    def tag(value: Any) -> str:
         if isinstance(value, dict):
             kind = value.get("type", missing)
         else:
             kind = getattr(value, "type", missing)
-        return kind if kind in known else "other"
+        return f"{kind if kind in known else 'other'} {noun}"
 
     return Discriminator(tag)
+
+
+def text_or_not(value: Any) -> str:
+    """`str | something else`, told apart first, so that an error names the one meant."""
+    return "as text" if isinstance(value, str) else "as structure"
+
+
+def without_union_tags(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
+    """`input[0]`, not `input.as structure[0].message item`: an error's path in the request."""
+    return tuple(part for part in loc if not (isinstance(part, str) and " " in part))
 
 
 # -- requests -------------------------------------------------------------------------
@@ -118,12 +131,17 @@ class OtherPart(BaseModel):
 
 
 PartIn = Annotated[
-    Annotated[InputText, Tag("input_text")]
-    | Annotated[InputImage, Tag("input_image")]
-    | Annotated[OutputText, Tag("output_text")]
-    | Annotated[Refusal, Tag("refusal")]
-    | Annotated[OtherPart, Tag("other")],
-    by_type({"input_text", "input_image", "output_text", "refusal"}),
+    Annotated[InputText, Tag("input_text part")]
+    | Annotated[InputImage, Tag("input_image part")]
+    | Annotated[OutputText, Tag("output_text part")]
+    | Annotated[Refusal, Tag("refusal part")]
+    | Annotated[OtherPart, Tag("other part")],
+    by_type({"input_text", "input_image", "output_text", "refusal"}, "part"),
+]
+
+TextOrParts = Annotated[
+    Annotated[str, Tag("as text")] | Annotated[list[PartIn], Tag("as structure")],
+    Discriminator(text_or_not),
 ]
 
 
@@ -134,7 +152,7 @@ class MessageItem(BaseModel):
 
     type: Literal["message"] = "message"
     role: Literal["user", "assistant", "system", "developer"]
-    content: str | list[PartIn]
+    content: TextOrParts
 
 
 class FunctionCallItem(BaseModel):
@@ -155,7 +173,7 @@ class FunctionCallOutputItem(BaseModel):
 
     type: Literal["function_call_output"]
     call_id: str = Field(min_length=1)
-    output: str | list[PartIn]
+    output: TextOrParts
 
 
 class OtherItem(BaseModel):
@@ -167,11 +185,15 @@ class OtherItem(BaseModel):
 
 
 ItemIn = Annotated[
-    Annotated[MessageItem, Tag("message")]
-    | Annotated[FunctionCallItem, Tag("function_call")]
-    | Annotated[FunctionCallOutputItem, Tag("function_call_output")]
-    | Annotated[OtherItem, Tag("other")],
-    by_type({"message", "function_call", "function_call_output"}, missing="message"),
+    Annotated[MessageItem, Tag("message item")]
+    | Annotated[FunctionCallItem, Tag("function_call item")]
+    | Annotated[FunctionCallOutputItem, Tag("function_call_output item")]
+    | Annotated[OtherItem, Tag("other item")],
+    by_type({"message", "function_call", "function_call_output"}, "item", missing="message"),
+]
+TextOrItems = Annotated[
+    Annotated[str, Tag("as text")] | Annotated[list[ItemIn], Tag("as structure")],
+    Discriminator(text_or_not),
 ]
 # Input and output items as stored (JSON) and read back to continue a conversation.
 ITEMS = TypeAdapter(list[ItemIn])
@@ -196,8 +218,8 @@ class OtherTool(BaseModel):
 
 
 ToolIn = Annotated[
-    Annotated[FunctionTool, Tag("function")] | Annotated[OtherTool, Tag("other")],
-    by_type({"function"}),
+    Annotated[FunctionTool, Tag("function tool")] | Annotated[OtherTool, Tag("other tool")],
+    by_type({"function"}, "tool"),
 ]
 
 
@@ -214,13 +236,18 @@ class OtherChoice(BaseModel):
     type: str
 
 
-ToolChoiceIn = (
-    Literal["none", "auto", "required"]
+ToolChoiceIn = Annotated[
+    Annotated[Literal["none", "auto", "required"], Tag("as text")]
     | Annotated[
-        Annotated[FunctionChoice, Tag("function")] | Annotated[OtherChoice, Tag("other")],
-        by_type({"function"}),
-    ]
-)
+        Annotated[
+            Annotated[FunctionChoice, Tag("function choice")]
+            | Annotated[OtherChoice, Tag("other choice")],
+            by_type({"function"}, "choice"),
+        ],
+        Tag("as structure"),
+    ],
+    Discriminator(text_or_not),
+]
 
 
 class TextFormat(BaseModel):
@@ -301,7 +328,7 @@ class ResponseCreateRequest(BaseModel):
     )
 
     model: str = Field(min_length=1, examples=["fake-model"])
-    input: str | list[ItemIn] | None = None
+    input: TextOrItems | None = None
     instructions: str | None = None
     previous_response_id: str | None = Field(default=None, min_length=1)
     tools: list[ToolIn] | None = Field(default=None, max_length=128)
@@ -324,6 +351,18 @@ class ResponseCreateRequest(BaseModel):
     stream: bool | None = None
     stream_options: ResponseStreamOptions | None = None
     truncation: Literal["auto", "disabled"] | None = None
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def errors_name_request_fields(cls, data: Any, handler: ModelWrapValidatorHandler[Any]) -> Any:
+        try:
+            return handler(data)
+        except ValidationError as exc:
+            errors: list[Any] = [
+                {**error, "loc": without_union_tags(error["loc"])}
+                for error in exc.errors(include_url=False)
+            ]
+            raise ValidationError.from_exception_data(exc.title, errors) from None
 
     @property
     def stored(self) -> bool:
