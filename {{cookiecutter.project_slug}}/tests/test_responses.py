@@ -7,6 +7,7 @@ against the scriptable upstream, which must see the tools and messages as they w
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Iterator
@@ -404,6 +405,39 @@ def test_only_background_responses_can_be_cancelled(client: openai.OpenAI) -> No
     response = client.responses.create(model="fake-model", input="Now")
     with pytest.raises(openai.BadRequestError):
         client.responses.cancel(response.id)
+
+
+def test_background_responses_beyond_the_bound_are_refused() -> None:
+    settings = make_settings(fake_llm_token_latency_ms=200, responses_max_background=1)
+    with TestClient(create_app(settings)) as http:
+        headers = {"Authorization": f"Bearer {API_KEY}"}
+        body = {"model": "fake-model", "input": "Slowly", "background": True}
+        assert http.post("/v1/responses", json=body, headers=headers).status_code == 200
+        refused = http.post("/v1/responses", json=body, headers=headers)
+    assert refused.status_code == 503
+    assert refused.json()["error"]["code"] == "background_full"
+    assert refused.headers["Retry-After"] == "5"
+
+
+def test_shutdown_marks_running_background_responses_failed() -> None:
+    settings = make_settings(fake_llm_token_latency_ms=200)
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+    with TestClient(create_app(settings)) as http:
+        body = {"model": "fake-model", "input": "Slowly", "background": True}
+        response_id = http.post("/v1/responses", json=body, headers=headers).json()["id"]
+        time.sleep(0.3)  # running: its first tokens are on their way
+        assert http.get(f"/v1/responses/{response_id}", headers=headers).json()["status"] == (
+            "in_progress"
+        )
+        store = http.app_state["services"].response_store
+    if store.shared:  # a process started later reads what this one recorded
+        with TestClient(create_app(settings)) as http:
+            stopped = http.get(f"/v1/responses/{response_id}", headers=headers).json()
+    else:
+        record = asyncio.run(store.get(response_id))
+        stopped = record.response
+    assert stopped["status"] == "failed"
+    assert "stopped" in stopped["error"]["message"]
 
 
 def shares_its_store(settings: Settings) -> bool:

@@ -18,6 +18,7 @@ from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.sse import EventSourceResponse
+from pydantic import ValidationError
 from starlette.requests import HTTPConnection
 
 from ..core.context import RequestContext
@@ -122,7 +123,15 @@ async def history_of(
     items: list[Any] = []
     for record in reversed(chain):
         items += [*record.input_items, *record.response.get("output", [])]
-    return ITEMS.validate_python(items)
+    try:
+        return ITEMS.validate_python(items)
+    except ValidationError as exc:  # e.g. a function call a failed stream left unnamed
+        raise APIError(
+            400,
+            f"Response '{previous_id}' cannot be continued: its conversation is incomplete.",
+            code="invalid_previous_response",
+            param="previous_response_id",
+        ) from exc
 
 
 @dataclass
