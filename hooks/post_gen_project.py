@@ -33,6 +33,7 @@ MANIFEST: dict[str, list[str]] = {
         "src/{slug}/config/database.py",
         "src/{slug}/db",
         "src/{slug}/jobs/sql_store.py",
+        "src/{slug}/responses/sql_store.py",
         "src/{slug}/schemas/history.py",
         "tests/test_db.py",
     ],
@@ -66,6 +67,7 @@ MANIFEST: dict[str, list[str]] = {
     ],
     "database=none&use_redis=yes": [
         "src/{slug}/jobs/redis_store.py",
+        "src/{slug}/responses/redis_store.py",
     ],
     "database=none&use_redis=no": [
         "src/{slug}/jobs/memory_store.py",

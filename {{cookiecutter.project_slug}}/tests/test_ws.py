@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
-from websockets.sync.client import ClientConnection, connect
+from websockets.sync.client import connect
+from websockets.sync.connection import Connection
 
 from {{ cookiecutter.project_slug }}.main import create_app
 
@@ -27,12 +28,12 @@ def ws_url() -> Iterator[str]:
         yield url.replace("http://", "ws://") + "/ws/chat"
 
 
-def receive(ws: ClientConnection) -> dict[str, Any]:
+def receive(ws: Connection) -> dict[str, Any]:
     message: dict[str, Any] = json.loads(ws.recv(timeout=5))
     return message
 
 
-def reply(ws: ClientConnection) -> list[dict[str, Any]]:
+def reply(ws: Connection) -> list[dict[str, Any]]:
     """Messages up to and including `done` (or an `error`)."""
     messages = [receive(ws)]
     while messages[-1]["type"] not in {"done", "error"}:

@@ -1,8 +1,9 @@
 """A scriptable OpenAI-compatible model server, for tests that need a real upstream.
 
 Each request takes the next scripted behaviour (or answers normally when none is
-left): delay, 429 with Retry-After, 500, hang past the client's timeout, or a stream
-cut after some chunks. It records every request and every client that went away.
+left): delay, 429 with Retry-After, 500, hang past the client's timeout, a stream
+cut after some chunks, or function calls instead of text. It records every request
+and every client that went away.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import asyncio
 import json
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,7 +38,8 @@ class Behaviour:
     cut_after_chunks: int | None = None  # stream: drop the connection after this many
     token_delay_s: float = 0.0
     tokens: int = 5
-    tool_calls: list[dict[str, str]] = field(default_factory=list)  # [{"name", "arguments"}]
+    # Answer with these function calls ({"name", "arguments"}, optionally "id") instead of text.
+    tool_calls: Sequence[dict[str, str]] = ()
     finish_reason: str | None = None  # overrides "stop" / "tool_calls"
 
 
@@ -170,7 +172,11 @@ class Upstream:
 
 def tool_calls(behaviour: Behaviour) -> list[dict[str, Any]]:
     return [
-        {"id": f"call_{n}", "type": "function", "function": dict(call)}
+        {
+            "id": call.get("id", f"call_{n}"),
+            "type": "function",
+            "function": {"name": call["name"], "arguments": call["arguments"]},
+        }
         for n, call in enumerate(behaviour.tool_calls)
     ]
 

@@ -1,4 +1,4 @@
-"""The generation log and the job records.
+"""The generation log, the job records and the stored responses.
 
 Revision ID: 0001
 Revises:
@@ -59,9 +59,24 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_jobs")),
     )
     op.create_index("ix_jobs_status_created", "jobs", ["status", "created_at"])
+    op.create_table(
+        "responses",
+        sa.Column("id", sa.String(length=64), nullable=False),
+        sa.Column("owner", sa.String(length=255), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("response", Document, nullable=False),
+        sa.Column("input_items", Document, nullable=False),
+        sa.Column("previous_response_id", sa.String(length=64), nullable=True),
+        sa.Column("background", sa.Boolean(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_responses")),
+    )
+    op.create_index("ix_responses_created", "responses", ["created_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_responses_created", table_name="responses")
+    op.drop_table("responses")
     op.drop_index("ix_jobs_status_created", table_name="jobs")
     op.drop_table("jobs")
     op.drop_index("ix_generation_log_principal_created", table_name="generation_log")

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
 from . import DESCRIPTION, PROJECT_NAME, __version__
-{%- set routers = ["generate", "health", "jobs", "openai", "root"] %}
+{%- set routers = ["generate", "health", "jobs", "openai", "responses", "root"] %}
 {%- if cookiecutter.database != "none" %}{% set routers = routers + ["history"] %}{% endif %}
 {%- if cookiecutter.use_websocket %}{% set routers = routers + ["ws"] %}{% endif %}
 from .api import {{ routers | sort | join(", ") }}
@@ -36,6 +36,7 @@ from .middleware.https_redirect import HTTPSRedirectMiddleware
 from .middleware.request_id import REQUEST_ID_HEADER, RequestIdMiddleware
 from .middleware.security_headers import SecurityHeadersMiddleware
 from .middleware.trusted_hosts import TrustedHostMiddleware
+from .responses.background import open_background_responses
 from .services import open_services
 from .settings import Settings, get_settings
 
@@ -57,9 +58,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         # Closed first: running jobs still need the services.
         job_queue = await stack.enter_async_context(open_job_queue(services))
         lifecycle.add_check("jobs", job_queue.readiness)
+        background = await stack.enter_async_context(open_background_responses(services))
         models = [route.name for route in services.models.routes]
         logger.info("started", environment=settings.environment, models=models)
-        yield {"services": services, "jobs": job_queue, "cpu": cpu}
+        yield {"services": services, "jobs": job_queue, "cpu": cpu, "responses": background}
     logger.info("stopped")
 
 
@@ -87,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(generate.router)
     app.include_router(jobs.router)
     app.include_router(openai.router)
+    app.include_router(responses.router)
 {%- if cookiecutter.database != "none" %}
     install_database_error_handler(app)
     app.include_router(history.router)
@@ -103,7 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=list(settings.cors_origins),
-            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
             allow_headers=[
                 "Authorization",
                 "Cache-Control",

@@ -34,6 +34,10 @@ from .jobs.memory_store import MemoryJobStore
 {%- endif %}
 from .llm.models import ModelRegistry, build_registry
 from .llm.service import GenerationRecorder, GenerationService
+{%- if cookiecutter.database == "none" and cookiecutter.use_redis %}
+from .responses.redis_store import RedisResponseStore
+{%- endif %}
+from .responses.store import MemoryResponseStore, ResponseStore
 from .settings import Settings
 
 
@@ -46,6 +50,7 @@ class Services:
     rate_limiter: RateLimiter = field(default_factory=MemoryRateLimiter)
     recorder: GenerationRecorder | None = None
     job_store: JobStore = field(init=False)
+    response_store: ResponseStore = field(init=False)
 {%- if cookiecutter.database != "none" %}
     database: Database = field(init=False)
 {%- endif %}
@@ -64,6 +69,9 @@ async def open_services(settings: Settings, lifecycle: Lifecycle) -> AsyncIterat
             ttl_s=settings.cache_ttl_s, max_entries=settings.cache_max_entries
         )
         services = Services(settings, lifecycle, stack, cache)
+        services.response_store = MemoryResponseStore(
+            ttl_s=settings.responses_ttl_s, max_entries=settings.responses_max_stored
+        )
 {%- if cookiecutter.database != "none" %}
         await attach_database(services)  # generation log, job records
 {%- endif %}
@@ -72,6 +80,7 @@ async def open_services(settings: Settings, lifecycle: Lifecycle) -> AsyncIterat
 {%- endif %}
 {%- if cookiecutter.database == "none" and cookiecutter.use_redis %}
         services.job_store = RedisJobStore.for_services(services)
+        services.response_store = RedisResponseStore.for_services(services)
 {%- elif cookiecutter.database == "none" %}
         services.job_store = MemoryJobStore(retention_s=settings.job_retention_s)
 {%- endif %}

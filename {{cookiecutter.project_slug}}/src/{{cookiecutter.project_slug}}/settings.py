@@ -23,6 +23,7 @@ from .config.ratelimit import RateLimitSettings
 {%- if cookiecutter.use_redis %}
 from .config.redis import RedisSettings
 {%- endif %}
+from .config.responses import ResponsesSettings
 {%- if cookiecutter.use_websocket %}
 from .config.websocket import WebSocketSettings
 {%- endif %}
@@ -41,6 +42,7 @@ class Settings(
 {%- if cookiecutter.use_websocket %}
     WebSocketSettings,
 {%- endif %}
+    ResponsesSettings,
     SettingsPart,
     BaseSettings,
 ):

@@ -61,6 +61,7 @@ class Base(DeclarativeBase):
     type_annotation_map: ClassVar[dict[Any, Any]] = {
         datetime: UTCDateTime(),
         dict[str, Any]: Document,
+        list[dict[str, Any]]: Document,
     }
 
 
@@ -111,3 +112,7 @@ class JobRecord(Base):
     created_at: Mapped[datetime]
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+
+
+# Tables of their own modules, registered on Base.metadata (import them from here).
+from .response_records import ResponseRecord as ResponseRecord  # noqa: E402
