@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .conftest import API_KEY, AUTH
+from .conftest import AUTH, AUTH_ENV
 
 
 def free_port() -> int:
@@ -30,7 +30,7 @@ def server(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     env = {
         **os.environ,
         "ENVIRONMENT": "test",
-        "API_KEYS": API_KEY,
+        **AUTH_ENV,
         "LOG_FORMAT": "json",
         "PORT": str(port),
     }
@@ -69,7 +69,9 @@ def test_served_app_generates_over_http(server: tuple[str, subprocess.Popen[str]
         assert response.json()["text"]
         assert response.headers["X-Request-ID"] == "e2e-1"
         assert "server" not in response.headers
+{%- if cookiecutter.auth != "none" %}
         assert http.post("/api/v1/generate", json={"prompt": "hi"}).status_code == 401
+{%- endif %}
         assert http.get("/health/ready").json()["status"] == "ok"
 
     process.send_signal(signal.SIGTERM)

@@ -111,3 +111,14 @@ class JobRecord(Base):
     created_at: Mapped[datetime]
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+{%- if cookiecutter.auth == "api_key" %}
+
+
+# Tables of optional modules live in their own files, on this Base: imported last.
+from . import api_keys as api_keys  # noqa: E402
+{%- elif cookiecutter.auth == "jwt" %}
+
+
+# Tables of optional modules live in their own files, on this Base: imported last.
+from . import users as users  # noqa: E402
+{%- endif %}

@@ -21,7 +21,7 @@ class ErrorResponse(BaseModel):
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse, "description": description}
     for status, description in {
-        401: "Missing or invalid API key",
+        401: "Missing or invalid credentials",
         413: "Request body too large",
         422: "Invalid request; `param` names the field",
         500: "Unexpected server error",
