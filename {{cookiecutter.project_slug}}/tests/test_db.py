@@ -17,7 +17,8 @@ import pytest
 from alembic import command
 from fastapi import APIRouter
 from fastapi.testclient import TestClient
-from sqlalchemy import Executable, func, insert, select
+{%- set counts_rows = cookiecutter.auth != "none" or not cookiecutter.use_redis %}
+from sqlalchemy import Executable, {% if counts_rows %}func, {% endif %}insert, select
 
 from {{ cookiecutter.project_slug }}.core.errors import APIError
 from {{ cookiecutter.project_slug }}.db.deps import SessionDep
