@@ -78,6 +78,7 @@ MANIFEST: dict[str, list[str]] = {
     ],
     "auth=api_key|jwt&database=sqlite|postgresql": [
         "src/{slug}/auth/commands.py",
+        "tests/commands.py",
     ],
     "auth=jwt": [
         "src/{slug}/api/auth.py",

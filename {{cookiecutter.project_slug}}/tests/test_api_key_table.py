@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
 import re
-import subprocess
-import sys
 import time
 import uuid
 from datetime import datetime
@@ -25,7 +22,8 @@ from {{ cookiecutter.project_slug }}.db.engine import open_database
 from {{ cookiecutter.project_slug }}.main import create_app
 from {{ cookiecutter.project_slug }}.settings import Settings
 
-from .conftest import AUTH, AUTH_ENV, make_settings
+from .commands import command, one_line_error
+from .conftest import AUTH, make_settings
 {%- if cookiecutter.database == "postgresql" %}
 from .db_postgresql import DatabaseSwitch
 {%- else %}
@@ -33,27 +31,6 @@ from .db_sqlite import DatabaseSwitch
 {%- endif %}
 
 PROMPT = {"prompt": "hi", "max_tokens": 3}
-
-
-def cli(*args: str, tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    """`python -m {{ cookiecutter.project_slug }} ARGS` as an operator runs it (DATABASE_URL: the run's)."""
-    return subprocess.run(
-        [sys.executable, "-m", "{{ cookiecutter.project_slug }}", *args],
-        cwd=tmp_path,  # no .env there: only the environment applies
-        env={**os.environ, "ENVIRONMENT": "test", "LOG_FORMAT": "json", **AUTH_ENV, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
-def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
-    assert result.returncode == 1, result
-    assert "Traceback" not in result.stderr, result.stderr
-    (line,) = result.stderr.splitlines()
-    assert line.startswith("error: "), line
-    return line
 
 
 def rows(settings: Settings) -> list[tuple[Any, ...]]:
@@ -92,7 +69,7 @@ def new_name() -> str:
 
 def test_create_api_key_prints_the_key_once_and_stores_only_its_digest(tmp_path: Path) -> None:
     name = new_name()
-    created = cli("create-api-key", name, tmp_path=tmp_path)
+    created = command("create-api-key", name, tmp_path=tmp_path)
     assert created.returncode == 0, created.stderr
     (key,) = created.stdout.splitlines()
     assert key.startswith("sk-")
@@ -108,7 +85,7 @@ def test_create_api_key_prints_the_key_once_and_stores_only_its_digest(tmp_path:
         assert client.post("/api/v1/generate", json=PROMPT, headers=bearer(key)).status_code == 200
         assert client.get("/v1/models", headers={"X-API-Key": key}).status_code == 200
 
-    listed = cli("list-api-keys", tmp_path=tmp_path)
+    listed = command("list-api-keys", tmp_path=tmp_path)
     assert listed.returncode == 0, listed.stderr
     (line,) = [line for line in listed.stdout.splitlines() if line.startswith(name + " ")]
     assert key_id(key) in line
@@ -119,12 +96,12 @@ def test_create_api_key_prints_the_key_once_and_stores_only_its_digest(tmp_path:
 
 def test_a_duplicate_or_malformed_name_is_refused_in_one_line(tmp_path: Path) -> None:
     name = new_name()
-    assert cli("create-api-key", name, tmp_path=tmp_path).returncode == 0
+    assert command("create-api-key", name, tmp_path=tmp_path).returncode == 0
     before = rows(make_settings())
-    again = cli("create-api-key", name, tmp_path=tmp_path)
+    again = command("create-api-key", name, tmp_path=tmp_path)
     assert "already exists" in one_line_error(again)
     assert again.stdout == ""
-    assert "not a key name" in one_line_error(cli("create-api-key", "two words", tmp_path=tmp_path))
+    assert "not a key name" in one_line_error(command("create-api-key", "two words", tmp_path=tmp_path))
     assert rows(make_settings()) == before
 
 
@@ -132,7 +109,7 @@ def test_a_revoked_key_is_refused_naming_the_reason_and_nothing_changes(tmp_path
     settings = make_settings()
     name = new_name()
     key = create(settings, name)
-    revoked = cli("revoke-api-key", name, tmp_path=tmp_path)
+    revoked = command("revoke-api-key", name, tmp_path=tmp_path)
     assert revoked.returncode == 0, revoked.stderr
     assert "Revoked" in revoked.stdout
     before = rows(settings)
@@ -147,11 +124,11 @@ def test_a_revoked_key_is_refused_naming_the_reason_and_nothing_changes(tmp_path
             assert "revoked" in error["message"]
     assert rows(settings) == before  # not even last_used_at
 
-    again = cli("revoke-api-key", name, tmp_path=tmp_path)
+    again = command("revoke-api-key", name, tmp_path=tmp_path)
     assert again.returncode == 0
     assert "already revoked" in again.stdout
     assert "no API key is named" in one_line_error(
-        cli("revoke-api-key", new_name(), tmp_path=tmp_path)
+        command("revoke-api-key", new_name(), tmp_path=tmp_path)
     )
 
 
@@ -203,5 +180,5 @@ def test_keys_of_api_keys_and_of_the_table_both_work_and_the_env_ones_without_th
 
 def test_commands_report_bad_settings_in_one_line(tmp_path: Path) -> None:
     production = {"ENVIRONMENT": "production", "ALLOW_ANONYMOUS": "true"}
-    refused = cli("list-api-keys", tmp_path=tmp_path, **production)
+    refused = command("list-api-keys", tmp_path=tmp_path, **production)
     assert "ALLOW_ANONYMOUS" in one_line_error(refused)

@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import getpass
-import os
 import statistics
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -31,7 +28,8 @@ from {{ cookiecutter.project_slug }}.main import create_app
 from {{ cookiecutter.project_slug }}.settings import Settings, get_settings
 
 from .auth_jwt import JWT_SECRET, token_for
-from .conftest import AUTH_ENV, make_settings
+from .commands import command, one_line_error
+from .conftest import make_settings
 
 TOKEN_URL = "/api/v1/auth/token"
 PASSWORD = "correct horse battery staple"
@@ -245,30 +243,9 @@ def test_the_form_must_be_complete(client: TestClient) -> None:
     assert response.json()["error"]["param"] == "password"
 
 
-def run_cli(*args: str, tmp_path: Path, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "{{ cookiecutter.project_slug }}", *args],
-        cwd=tmp_path,  # no .env there: only the environment applies
-        env={**os.environ, "ENVIRONMENT": "test", "LOG_FORMAT": "json", **AUTH_ENV},
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
-def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
-    assert result.returncode == 1, result
-    assert "Traceback" not in result.stderr, result.stderr
-    (line,) = result.stderr.splitlines()
-    assert line.startswith("error: "), line
-    return line
-
-
 def test_create_user_makes_a_user_who_can_log_in(client: TestClient, tmp_path: Path) -> None:
     username = f"ops-{uuid.uuid4().hex[:8]}"
-    made = run_cli(
+    made = command(
         "create-user", username, "--password-stdin", "--scopes", "generate",
         tmp_path=tmp_path, stdin=PASSWORD + "\n",
     )  # fmt: skip
@@ -280,11 +257,11 @@ def test_create_user_makes_a_user_who_can_log_in(client: TestClient, tmp_path: P
     stored = [row for row in database_state(make_settings())[0] if row[1] == username]
     assert stored[0][2].startswith("$argon2id$")
 
-    again = run_cli("create-user", username, "--password-stdin", tmp_path=tmp_path, stdin=PASSWORD)
+    again = command("create-user", username, "--password-stdin", tmp_path=tmp_path, stdin=PASSWORD)
     assert "already exists" in one_line_error(again)
-    short = run_cli("create-user", "someone", "--password-stdin", tmp_path=tmp_path, stdin="abc")
+    short = command("create-user", "someone", "--password-stdin", tmp_path=tmp_path, stdin="abc")
     assert "shorter than" in one_line_error(short)
-    odd = run_cli("create-user", "two words", "--password-stdin", tmp_path=tmp_path, stdin=PASSWORD)
+    odd = command("create-user", "two words", "--password-stdin", tmp_path=tmp_path, stdin=PASSWORD)
     assert "not a username" in one_line_error(odd)
 
 
