@@ -101,7 +101,8 @@ def test_a_duplicate_or_malformed_name_is_refused_in_one_line(tmp_path: Path) ->
     again = command("create-api-key", name, tmp_path=tmp_path)
     assert "already exists" in one_line_error(again)
     assert again.stdout == ""
-    assert "not a key name" in one_line_error(command("create-api-key", "two words", tmp_path=tmp_path))
+    odd = command("create-api-key", "two words", tmp_path=tmp_path)
+    assert "not a key name" in one_line_error(odd)
     assert rows(make_settings()) == before
 
 
