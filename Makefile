@@ -32,7 +32,8 @@ DEMO_PYTHON := $(filter $(PY_MAJOR_MINOR),3.11 3.12 3.13)
 DEMO_SLUG := ai_service
 DEMO_DIR := $(BUILD)/$(DEMO_SLUG)
 # `make demo DEMO_AUTH=1` keeps the random key from $(DEMO_DIR)/.env; by default the
-# empty API_KEYS= variable overrides it (environment beats .env), so auth is off.
+# empty API_KEYS= and ALLOW_ANONYMOUS=true variables override it (environment beats
+# .env): the service, which refuses every call without a key, then serves anyone.
 DEMO_AUTH ?=
 # `make bench BENCH_ARGS="--quick --no-write"`: any option of `python -m benchmarks --help`.
 BENCH_ARGS ?=
@@ -68,8 +69,8 @@ demo: venv ## render the default project into build/, install it and serve it on
 	echo "Serving $(DEMO_DIR) on http://127.0.0.1:8000 with the fake model provider (Ctrl-C stops)."; \
 	echo "  Docs:  http://127.0.0.1:8000/docs"; \
 	if [ -z "$(DEMO_AUTH)" ]; then \
-	echo "  Authentication is off: the empty API_KEYS= variable overrides the random key in"; \
-	echo "  $(DEMO_DIR)/.env (fine in development; production refuses to start without keys)."; \
+	echo "  Authentication is off: ALLOW_ANONYMOUS=true and an empty API_KEYS= override the"; \
+	echo "  random key in $(DEMO_DIR)/.env (production refuses to start with ALLOW_ANONYMOUS)."; \
 	echo "  Try:   curl -s localhost:8000/api/v1/generate -H 'content-type: application/json' -d '{\"prompt\":\"hi\"}'"; \
 	echo "  With the key instead: make demo DEMO_AUTH=1, then"; \
 	else \
@@ -77,7 +78,7 @@ demo: venv ## render the default project into build/, install it and serve it on
 	fi; \
 	echo "  curl -s localhost:8000/api/v1/generate -H 'content-type: application/json' -H \"Authorization: Bearer $$key\" -d '{\"prompt\":\"hi\"}'"; \
 	echo
-	cd $(DEMO_DIR) && $(if $(DEMO_AUTH),,API_KEYS= )LLM_PROVIDER=fake HOST=127.0.0.1 PORT=8000 exec .venv/bin/python -m $(DEMO_SLUG)
+	cd $(DEMO_DIR) && $(if $(DEMO_AUTH),,API_KEYS= ALLOW_ANONYMOUS=true )LLM_PROVIDER=fake HOST=127.0.0.1 PORT=8000 exec .venv/bin/python -m $(DEMO_SLUG)
 
 bench: venv ## benchmark the renders against their baselines and write BENCHMARKS.md (~7 min)
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)

@@ -17,6 +17,7 @@ ANSWERS = {
     "database": {{ cookiecutter.database | tojson }},
     "use_redis": {{ cookiecutter.use_redis }},
     "use_websocket": {{ cookiecutter.use_websocket }},
+    "auth": {{ cookiecutter.auth | tojson }},
     "use_kubernetes": {{ cookiecutter.use_kubernetes }},
     "ci": {{ cookiecutter.ci | tojson }},
 }
@@ -78,6 +79,39 @@ MANIFEST: dict[str, list[str]] = {
         "src/{slug}/schemas/ws.py",
         "tests/test_ws.py",
     ],
+    "auth=api_key": [
+        "src/{slug}/auth/api_keys.py",
+        "src/{slug}/config/api_keys.py",
+        "tests/auth_api_keys.py",
+        "tests/test_auth_api_keys.py",
+    ],
+    "auth=api_key&database=sqlite|postgresql": [
+        "src/{slug}/auth/key_table.py",
+        "src/{slug}/db/api_keys.py",
+        "tests/test_api_key_table.py",
+    ],
+    "auth=api_key|jwt": [
+        "src/{slug}/auth/credentials.py",
+    ],
+    "auth=api_key|jwt&database=sqlite|postgresql": [
+        "src/{slug}/auth/commands.py",
+        "tests/commands.py",
+    ],
+    "auth=jwt": [
+        "src/{slug}/api/auth.py",
+        "src/{slug}/auth/jwt.py",
+        "src/{slug}/auth/passwords.py",
+        "src/{slug}/config/jwt.py",
+        "src/{slug}/db/users.py",
+        "src/{slug}/schemas/auth.py",
+        "tests/auth_jwt.py",
+        "tests/test_auth_jwt.py",
+    ],
+    "auth=none": [
+        "src/{slug}/auth/none.py",
+        "tests/auth_none.py",
+        "tests/test_auth_none.py",
+    ],
     "use_kubernetes=yes": [
         "k8s",
         "tests/test_kubernetes.py",
@@ -87,8 +121,8 @@ MANIFEST: dict[str, list[str]] = {
 }
 
 # `.env.example` marks secrets with `change-me`: `.env` gets random values instead,
-# an API key for API_KEYS and one database password for every other mark (the
-# compose PostgreSQL service and DATABASE_URL must agree on it).
+# an API key for API_KEYS, a signing key for JWT_SECRET and one database password
+# for every other mark (the compose PostgreSQL service and DATABASE_URL must agree on it).
 PLACEHOLDER = "change-me"
 
 
@@ -133,6 +167,8 @@ def write_env(project: Path) -> bool:
     for line in example.read_text(encoding="utf-8").splitlines():
         if line.startswith("API_KEYS="):
             line = f"API_KEYS=sk-{secrets.token_urlsafe(32)}"
+        elif line.startswith("JWT_SECRET="):
+            line = f"JWT_SECRET={secrets.token_urlsafe(48)}"
         elif not line.startswith("#"):
             line = line.replace(PLACEHOLDER, database_password)
         lines.append(line)
@@ -148,9 +184,11 @@ def main() -> int:
     slug = ANSWERS["project_slug"]
     print(f"\nCreated {project}")
     if created:
-        print("  .env holds a fresh random API key; keep it out of version control.")
+        print("  .env holds fresh random secrets; keep it out of version control.")
     print("\nNext:")
     print(f"  cd {slug} && make install   # virtual environment + dependencies")
+    if ANSWERS["auth"] == "jwt":
+        print(f"  .venv/bin/python -m {slug} create-user NAME   # a user who can get tokens")
     print("  make run                      # serve on http://127.0.0.1:8000/docs")
     print("  make test                     # lint, type check and tests")
     return 0

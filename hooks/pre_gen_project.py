@@ -15,6 +15,8 @@ ANSWERS = {
     "project_slug": {{ cookiecutter.project_slug | tojson }},
     "author_email": {{ cookiecutter.author_email | tojson }},
     "version": {{ cookiecutter.version | tojson }},
+    "database": {{ cookiecutter.database | tojson }},
+    "auth": {{ cookiecutter.auth | tojson }},
 }
 
 # Top-level modules the rendered service imports or installs: a package with
@@ -24,6 +26,7 @@ DEPENDENCY_MODULES = frozenset(
         "aiohttp",
         "alembic",
         "anyio",
+        "argon2",
         "asyncpg",
         "click",
         "croniter",
@@ -37,10 +40,12 @@ DEPENDENCY_MODULES = frozenset(
         "openai",
         "opentelemetry",
         "prometheus_client",
+        "pwdlib",
         "pydantic",
         "pydantic_core",
         "pydantic_settings",
         "pytest",
+        "python_multipart",
         "redis",
         "ruff",
         "saq",
@@ -116,6 +121,11 @@ def problems(answers: dict[str, str]) -> list[str]:
     if version != version.strip() or not PEP440.fullmatch(version):
         found.append(
             f"version {answers['version']!r} is not a PEP 440 version: type one such as '0.1.0'."
+        )
+    if answers["auth"] == "jwt" and answers["database"] == "none":
+        found.append(
+            "auth 'jwt' keeps its users in the database, and database is 'none': "
+            "type database=sqlite or database=postgresql, or choose auth=api_key."
         )
     return found
 

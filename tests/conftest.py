@@ -70,13 +70,15 @@ def shared_tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 # Renders whose own test suites run, each in a fresh venv, against the real PostgreSQL
 # and Redis of the machine (DATABASE_URL / REDIS_URL, which .ci/run exports).
+# Each auth value is among them: api_key (default, sqlite+redis), jwt (all-on), none (all-off).
 INSTALL_SETS: dict[str, dict[str, str]] = {
     "default": {},
-    "all-on": {"database": "postgresql", "use_redis": "yes", "use_websocket": "yes"},
+    "all-on": {"database": "postgresql", "use_redis": "yes", "use_websocket": "yes", "auth": "jwt"},
     "all-off": {
         "database": "none",
         "use_redis": "no",
         "use_websocket": "no",
+        "auth": "none",
         "use_kubernetes": "no",
     },
     "sqlite+redis": {"database": "sqlite", "use_redis": "yes", "use_websocket": "no"},

@@ -28,8 +28,10 @@ COOKIECUTTER_JSON: dict[str, Any] = json.loads(
 
 # Options rendered as a full product (the modules the hooks toggle); the others are
 # covered pairwise across those renders (see PAIRWISE_OPTIONS in test_renders.py).
-FULL_PRODUCT_OPTIONS = ("database", "use_redis", "use_websocket")
+FULL_PRODUCT_OPTIONS = ("database", "use_redis", "use_websocket", "auth")
 PAIRWISE_OPTIONS = ("python_version", "ci")
+# Answers the pre-gen hook refuses (tests/test_hooks.py checks it does): never rendered.
+IMPOSSIBLE: tuple[dict[str, Any], ...] = ({"auth": "jwt", "database": "none"},)
 
 # Subprocess environment variables that belong to this pytest run, not to a child.
 _PRIVATE_ENV = ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME", "PYTEST_ADDOPTS", "PYTEST_CURRENT_TEST")
@@ -147,13 +149,22 @@ def parse_answer_key(key: str) -> dict[str, list[Any]]:
     return clauses
 
 
+def possible(answers: Mapping[str, Any]) -> bool:
+    """Whether the hooks accept `answers` (no IMPOSSIBLE combination among them)."""
+    return not any(
+        all(answers.get(option) == value for option, value in refused.items())
+        for refused in IMPOSSIBLE
+    )
+
+
 def combinations() -> list[dict[str, Any]]:
-    """Every combination of FULL_PRODUCT_OPTIONS (the modules)."""
+    """Every combination of FULL_PRODUCT_OPTIONS (the modules) that the hooks accept."""
     names = [name for name in FULL_PRODUCT_OPTIONS if name in COOKIECUTTER_JSON]
-    return [
+    every = (
         dict(zip(names, values, strict=True))
         for values in itertools.product(*(option_values(name) for name in names))
-    ]
+    )
+    return [combo for combo in every if possible(combo)]
 
 
 def combo_id(combo: Mapping[str, Any]) -> str:

@@ -14,7 +14,9 @@ import pytest
 from cookiecutter.exceptions import FailedHookException
 
 from tests.support import (
+    IMPOSSIBLE,
     REPO,
+    combo_id,
     default_context,
     describe,
     project_files,
@@ -124,6 +126,32 @@ def test_several_bad_answers_each_get_their_message(tmp_path: Path) -> None:
     assert not output.exists() or not any(output.iterdir())
 
 
+# Each IMPOSSIBLE combination (tests/support.py) and the phrase its one sentence contains.
+IMPOSSIBLE_PHRASES = {("jwt", "none"): "keeps its users in the database"}
+
+
+@pytest.mark.parametrize("answers", IMPOSSIBLE, ids=[combo_id(a) for a in IMPOSSIBLE])
+def test_an_impossible_combination_is_refused_in_one_sentence(
+    cookies: Any, capfd: pytest.CaptureFixture[str], tmp_path: Path, answers: dict[str, str]
+) -> None:
+    phrase = IMPOSSIBLE_PHRASES[(answers["auth"], answers["database"])]
+    result = cookies.bake(extra_context=answers)
+    assert result.exit_code == -1
+    assert isinstance(result.exception, FailedHookException)
+    (message,) = error_lines(capfd.readouterr().err)
+    assert phrase in message, message
+    assert "type database=sqlite or database=postgresql" in message, message
+    assert message.endswith("."), message
+    assert [path.name for path in (tmp_path / "cookies").glob("bake*/*")] == []
+
+    output = tmp_path / "out"
+    arguments = [f"{key}={value}" for key, value in answers.items()]
+    cli = run([tool("cookiecutter"), "--no-input", "-o", output, REPO, *arguments], timeout=60)
+    assert cli.returncode == 1, describe(cli)
+    assert cli.stderr.lstrip().splitlines()[0] == message
+    assert not output.exists() or not any(output.iterdir())
+
+
 @pytest.mark.parametrize("answers", UNUSUAL_ANSWERS.values(), ids=UNUSUAL_ANSWERS.keys())
 def test_unusual_valid_answers_render_lint_and_compile(
     cookies: Any, answers: dict[str, str]
@@ -197,6 +225,21 @@ def test_env_has_a_fresh_random_key_and_otherwise_the_example(cookies: Any) -> N
                 assert env_line == example_line
     assert len(keys) == 2
     assert keys[0] != keys[1]
+
+
+def test_env_for_jwt_has_a_fresh_random_signing_secret(cookies: Any) -> None:
+    secrets = []
+    for _ in range(2):
+        result = cookies.bake(extra_context={"auth": "jwt"})
+        assert result.exit_code == 0, repr(result.exception)
+        project = Path(result.project_path)
+        example = (project / ".env.example").read_text(encoding="utf-8").splitlines()
+        assert "JWT_SECRET=change-me" in example
+        (line,) = [line for line in read_env(project) if line.startswith("JWT_SECRET=")]
+        assert re.fullmatch(r"JWT_SECRET=[A-Za-z0-9_-]{64}", line), line
+        assert not [line for line in read_env(project) if line.startswith("API_KEYS=")]
+        secrets.append(line)
+    assert secrets[0] != secrets[1]
 
 
 def test_rerunning_cookiecutter_over_a_render_keeps_env(tmp_path: Path) -> None:

@@ -29,28 +29,45 @@ from {{ cookiecutter.project_slug }}.jobs.worker import serve_jobs
 from {{ cookiecutter.project_slug }}.main import create_app
 from {{ cookiecutter.project_slug }}.settings import Settings
 
-{% if cookiecutter.database == "postgresql" -%}
-from .db_postgresql import delete_jobs, throwaway_database
-{% elif cookiecutter.database == "sqlite" -%}
-from .db_sqlite import delete_jobs, throwaway_database
+{% if cookiecutter.auth == "api_key" -%}
+from .auth_api_keys import API_KEY as API_KEY
+from .auth_api_keys import AUTH as AUTH
+from .auth_api_keys import AUTH_ENV as AUTH_ENV
+from .auth_api_keys import AUTH_SETTINGS
+from .auth_api_keys import callers as callers
+{% elif cookiecutter.auth == "jwt" -%}
+from .auth_jwt import API_KEY as API_KEY
+from .auth_jwt import AUTH as AUTH
+from .auth_jwt import AUTH_ENV as AUTH_ENV
+from .auth_jwt import AUTH_SETTINGS
+from .auth_jwt import callers as callers
+{% else -%}
+from .auth_none import API_KEY as API_KEY
+from .auth_none import AUTH as AUTH
+from .auth_none import AUTH_ENV as AUTH_ENV
+from .auth_none import AUTH_SETTINGS
+from .auth_none import callers as callers
 {% endif -%}
-from .servers import API_KEY as API_KEY  # re-exported: tests import it from here
+{% if cookiecutter.database == "postgresql" -%}
+from .db_postgresql import delete_rows, throwaway_database
+{% elif cookiecutter.database == "sqlite" -%}
+from .db_sqlite import delete_rows, throwaway_database
+{% endif -%}
 from .servers import serve
 from .upstream import Upstream
-
-AUTH = {"Authorization": f"Bearer {API_KEY}"}
 {%- if cookiecutter.use_redis %}
+
 # Keys of this test run start with it, and each app's with one of its own below it.
 REDIS_RUN_PREFIX = f"test-{uuid.uuid4().hex[:12]}:"
 {%- endif %}
 
 
 def make_settings(**overrides: Any) -> Settings:
-    """Settings for tests: nothing read from `.env`, a known API key."""
+    """Settings for tests: nothing read from `.env`, known credentials."""
     values: dict[str, Any] = {
         "environment": "test",
-        "api_keys": API_KEY,
         "log_format": "json",
+        **AUTH_SETTINGS,
         # Every request passes through the limits; only the rate-limit tests reach them.
         "rate_limit_rpm": 100_000,
         "rate_limit_tpm": 100_000_000,
@@ -76,10 +93,10 @@ def database_for_the_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[s
 
 
 @pytest.fixture(autouse=True)
-def no_jobs_carried_over(database_for_the_run: str) -> Iterator[None]:
-    """The next test's app would resume this test's unfinished jobs: forget them all."""
+def no_rows_carried_over(database_for_the_run: str) -> Iterator[None]:
+    """The next test's app would resume this test's unfinished jobs, and see its history."""
     yield
-    delete_jobs(database_for_the_run)
+    delete_rows(database_for_the_run)
 {%- endif %}
 {%- if cookiecutter.use_redis %}
 

@@ -67,8 +67,10 @@ def throwaway_database(folder: Path) -> Iterator[str]:
         asyncio.run(administer(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-def delete_jobs(url: str) -> None:
+def delete_rows(url: str) -> None:
+    """Empty the jobs and the generation log."""
     asyncio.run(administer("DELETE FROM jobs", async_url(url)))
+    asyncio.run(administer("DELETE FROM generation_log", async_url(url)))
 
 
 class DatabaseSwitch:

@@ -16,11 +16,13 @@ def throwaway_database(folder: Path) -> Iterator[str]:
     yield f"sqlite:///{folder / 'db' / 'service.db'}"
 
 
-def delete_jobs(url: str) -> None:
+def delete_rows(url: str) -> None:
+    """Empty the jobs and the generation log."""
     database = make_url(url).database
     assert database is not None
     with closing(sqlite3.connect(database)) as connection, connection:
         connection.execute("DELETE FROM jobs")
+        connection.execute("DELETE FROM generation_log")
 
 
 class DatabaseSwitch:

@@ -18,8 +18,6 @@ import pytest
 import uvicorn
 from starlette.types import ASGIApp
 
-API_KEY = "sk-test-0123456789abcdef"  # the key every test's service accepts
-
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -56,12 +54,12 @@ def serve(app: ASGIApp, *, lifespan: str = "on") -> Iterator[str]:
 
 @contextmanager
 def service_process(folder: Path, **variables: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    """`python -m <slug>` on a free port with these variables; killed if still running."""
+    """`python -m <slug>` on a free port with these variables (the tests' credentials among
+    them: conftest.AUTH_ENV); killed if still running."""
     port = free_port()
     env = {
         **os.environ,
         "ENVIRONMENT": "test",
-        "API_KEYS": API_KEY,
         "LOG_FORMAT": "json",
         "PORT": str(port),
         "DRAIN_DELAY_S": "0.2",

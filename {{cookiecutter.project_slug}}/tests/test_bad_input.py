@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 {%- if cookiecutter.database != "none" %}
-import uuid
 {%- endif %}
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,12 +19,11 @@ from sqlalchemy import func, select
 {%- endif %}
 
 {% if cookiecutter.database != "none" -%}
-from {{ cookiecutter.project_slug }}.core.security import key_id
 from {{ cookiecutter.project_slug }}.db.models import GenerationLog, JobRecord
 {% endif -%}
 from {{ cookiecutter.project_slug }}.main import create_app
 
-from .conftest import AUTH, make_settings
+from .conftest import AUTH, {% if cookiecutter.database != "none" %}callers, {% endif %}make_settings
 from .servers import serve
 {%- if cookiecutter.database != "none" %}
 from .test_db import query
@@ -250,9 +248,9 @@ def rows_of(principal: str) -> tuple[int, int]:
 
 
 def test_bad_input_changes_nothing_in_the_database() -> None:
-    key = f"sk-test-{uuid.uuid4().hex}"  # its own caller: other tests' rows do not count
-    auth = {"Authorization": f"Bearer {key}"}
-    with TestClient(create_app(make_settings(api_keys=key, **limits()))) as client:
+    admitted, (caller,) = callers(1)  # its own caller: other tests' rows do not count
+    auth = caller.headers
+    with TestClient(create_app(make_settings(**admitted, **limits()))) as client:
         for case in CASES:
             assert case.send(client, auth).status_code == case.status, case.name
         for path in (NATIVE, "/api/v1/jobs", OPENAI):
@@ -260,5 +258,5 @@ def test_bad_input_changes_nothing_in_the_database() -> None:
             assert client.post(path, content=body, headers={**auth, **JSON}).status_code == 413
         still_serving(client, auth)  # one good request: the log does record this caller
     # The app has closed: whatever its generation log held is written by now.
-    assert rows_of(key_id(key)) == (1, 0)
+    assert rows_of(caller.principal) == (1, 0)
 {%- endif %}

@@ -18,11 +18,11 @@ import pytest
 from alembic import command
 from fastapi import APIRouter
 from fastapi.testclient import TestClient
-from sqlalchemy import Executable, func, insert, select
+{%- set counts_rows = cookiecutter.auth != "none" or not cookiecutter.use_redis %}
+from sqlalchemy import Executable, {% if counts_rows %}func, {% endif %}insert, select
 
 from {{ cookiecutter.project_slug }}.core.errors import APIError
 from {{ cookiecutter.project_slug }}.core.logging import configure_logging
-from {{ cookiecutter.project_slug }}.core.security import key_id
 from {{ cookiecutter.project_slug }}.db.deps import SessionDep
 {% if cookiecutter.database == "sqlite" -%}
 from {{ cookiecutter.project_slug }}.db.engine import Database, async_url, open_database
@@ -43,7 +43,8 @@ from {{ cookiecutter.project_slug }}.llm.service import GenerationRecord
 from {{ cookiecutter.project_slug }}.main import create_app
 from {{ cookiecutter.project_slug }}.settings import Settings
 
-from .conftest import AUTH, make_settings
+from .callers import Caller
+from .conftest import AUTH, callers, make_settings
 {%- if cookiecutter.database == "postgresql" %}
 from .db_postgresql import DatabaseSwitch, throwaway_database
 {%- else %}
@@ -51,12 +52,10 @@ from .db_sqlite import DatabaseSwitch, throwaway_database
 {%- endif %}
 
 
-def new_key() -> str:
-    return f"sk-test-{uuid.uuid4().hex}"
-
-
-def auth(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
+def new_caller(**values: Any) -> tuple[Settings, Caller]:
+    """Settings with `values` that admit a caller of the test's own, and that caller."""
+    admitted, (caller,) = callers(1)
+    return make_settings(**admitted, **values), caller
 
 
 def wait_for(condition: Callable[[], bool], timeout_s: float = 15.0) -> None:
@@ -67,17 +66,18 @@ def wait_for(condition: Callable[[], bool], timeout_s: float = 15.0) -> None:
         time.sleep(0.05)
 
 
-def history(client: TestClient, key: str, **params: Any) -> list[dict[str, Any]]:
-    response = client.get("/api/v1/generations", params={"limit": 100, **params}, headers=auth(key))
+def history(client: TestClient, caller: Caller, **params: Any) -> list[dict[str, Any]]:
+    params = {"limit": 100, **params}
+    response = client.get("/api/v1/generations", params=params, headers=caller.headers)
     assert response.status_code == 200, response.text
     rows: list[dict[str, Any]] = response.json()["data"]
     return rows
 
 
-def history_of(client: TestClient, key: str, count: int) -> list[dict[str, Any]]:
+def history_of(client: TestClient, caller: Caller, count: int) -> list[dict[str, Any]]:
     """The caller's history once it holds `count` rows (they are written in batches)."""
-    wait_for(lambda: len(history(client, key)) >= count)
-    return history(client, key)
+    wait_for(lambda: len(history(client, caller)) >= count)
+    return history(client, caller)
 
 
 def query(settings: Settings, statement: Executable) -> list[Any]:
@@ -112,26 +112,27 @@ def test_migrations_build_an_empty_database_that_matches_the_models(tmp_path: Pa
         command.check(config)  # raises when the models and the migrations disagree
         command.downgrade(config, "base")
         command.upgrade(config, "head")
+{%- if cookiecutter.auth != "none" %}
 
 
 def test_history_is_the_callers_own_newest_first_and_paginated() -> None:
-    alice, bob = new_key(), new_key()
-    with TestClient(create_app(make_settings(api_keys=f"{alice},{bob}"))) as client:
+    admitted, (alice, bob) = callers(2)
+    with TestClient(create_app(make_settings(**admitted))) as client:
         request_ids = []
         for n in range(3):
             body = {"prompt": f"native {n}", "max_tokens": 5}
-            response = client.post("/api/v1/generate", json=body, headers=auth(alice))
+            response = client.post("/api/v1/generate", json=body, headers=alice.headers)
             request_ids.append(response.headers["X-Request-ID"])
         chat: dict[str, Any] = {
             "model": "fake-model",
             "messages": [{"role": "user", "content": "hi"}],
         }
-        response = client.post("/v1/chat/completions", json=chat, headers=auth(alice))
+        response = client.post("/v1/chat/completions", json=chat, headers=alice.headers)
         assert response.status_code == 200
         chat["stream"] = True
-        streamed = client.post("/v1/chat/completions", json=chat, headers=auth(alice))
+        streamed = client.post("/v1/chat/completions", json=chat, headers=alice.headers)
         assert streamed.text.endswith("data: [DONE]\n\n")
-        client.post("/api/v1/generate", json={"prompt": "bob's"}, headers=auth(bob))
+        client.post("/api/v1/generate", json={"prompt": "bob's"}, headers=bob.headers)
 
         rows = history_of(client, alice, 5)
         assert len(rows) == 5
@@ -146,7 +147,7 @@ def test_history_is_the_callers_own_newest_first_and_paginated() -> None:
         pages, cursor = [], None
         while True:
             params = {"limit": 2} | ({"cursor": cursor} if cursor else {})
-            page = client.get("/api/v1/generations", params=params, headers=auth(alice)).json()
+            page = client.get("/api/v1/generations", params=params, headers=alice.headers).json()
             pages.append([row["id"] for row in page["data"]])
             cursor = page["next_cursor"]
             if cursor is None:
@@ -156,21 +157,24 @@ def test_history_is_the_callers_own_newest_first_and_paginated() -> None:
 
         assert len(history_of(client, bob, 1)) == 1
 
-    # A caller is stored as its key's id, never as the key itself.
+    # A caller is stored as its principal's id, never as its credential.
+    sent = [caller.headers["Authorization"].removeprefix("Bearer ") for caller in (alice, bob)]
     principals = query(
         make_settings(),
         select(GenerationLog.principal, func.count())
-        .where(GenerationLog.principal.in_([alice, bob, key_id(alice), key_id(bob)]))
+        .where(GenerationLog.principal.in_([*sent, alice.principal, bob.principal]))
         .group_by(GenerationLog.principal),
     )
-    assert sorted(principals) == sorted([(key_id(alice), 5), (key_id(bob), 1)])
+    assert sorted(principals) == sorted([(alice.principal, 5), (bob.principal, 1)])
+{%- endif %}
 
 
 def test_store_prompts_keeps_the_prompt_and_completion_text() -> None:
-    key = new_key()
-    with TestClient(create_app(make_settings(api_keys=key, store_prompts=True))) as client:
-        answer = client.post("/api/v1/generate", json={"prompt": "remember me"}, headers=auth(key))
-        (row,) = history_of(client, key, 1)
+    settings, caller = new_caller(store_prompts=True)
+    with TestClient(create_app(settings)) as client:
+        body = {"prompt": "remember me"}
+        answer = client.post("/api/v1/generate", json=body, headers=caller.headers)
+        (row,) = history_of(client, caller, 1)
     assert row["prompt"] == "remember me"
     assert row["completion"] == answer.json()["text"]
 
@@ -213,8 +217,10 @@ def test_the_log_buffer_holds_no_text_without_store_prompts_and_is_bounded_by_by
     assert len(full) == 1  # warned once, not per dropped row
 
 
-def test_history_needs_a_key_and_valid_parameters(client: TestClient) -> None:
+def test_history_needs_a_caller_and_valid_parameters(client: TestClient) -> None:
+{%- if cookiecutter.auth != "none" %}
     assert client.get("/api/v1/generations").status_code == 401
+{%- endif %}
     for params, param in (
         ({"limit": 0}, "limit"),
         ({"limit": 101}, "limit"),
@@ -305,18 +311,18 @@ def test_the_job_store_upserts_resumes_oldest_first_and_forgets_old_jobs() -> No
 
 
 def test_jobs_survive_a_restart_and_none_runs_twice() -> None:
-    key = new_key()
-    settings = make_settings(api_keys=key, fake_llm_token_latency_ms=40, job_workers=2)
+    settings, caller = new_caller(fake_llm_token_latency_ms=40, job_workers=2)
     with TestClient(create_app(settings)) as client:
         ids = [
             client.post(
-                "/api/v1/jobs", json={"prompt": f"job {n}", "max_tokens": 8}, headers=auth(key)
+                "/api/v1/jobs", json={"prompt": f"job {n}", "max_tokens": 8}, headers=caller.headers
             ).json()["id"]
             for n in range(6)
         ]
 
         def status(job_id: str) -> str:
-            job: dict[str, Any] = client.get(f"/api/v1/jobs/{job_id}", headers=auth(key)).json()
+            response = client.get(f"/api/v1/jobs/{job_id}", headers=caller.headers)
+            job: dict[str, Any] = response.json()
             return str(job["status"])
 
         wait_for(lambda: "succeeded" in {status(job_id) for job_id in ids})
@@ -334,7 +340,7 @@ def test_jobs_survive_a_restart_and_none_runs_twice() -> None:
     with TestClient(create_app(settings)) as client:
 
         def finished() -> dict[str, dict[str, Any]]:
-            jobs = {i: client.get(f"/api/v1/jobs/{i}", headers=auth(key)).json() for i in ids}
+            jobs = {i: client.get(f"/api/v1/jobs/{i}", headers=caller.headers).json() for i in ids}
             return {i: job for i, job in jobs.items() if job["status"] == "succeeded"}
 
         wait_for(lambda: len(finished()) == len(ids))
@@ -350,18 +356,19 @@ def test_jobs_survive_a_restart_and_none_runs_twice() -> None:
         settings,
         select(func.count())
         .select_from(GenerationLog)
-        .where(GenerationLog.principal == key_id(key), GenerationLog.status == "ok"),
+        .where(GenerationLog.principal == caller.principal, GenerationLog.status == "ok"),
     )
     assert successes == [(len(ids),)]  # one successful generation per job, no more
 
 
 def test_two_processes_on_one_database_run_each_job_once() -> None:
-    key = new_key()
-    settings = make_settings(api_keys=key, fake_llm_token_latency_ms=20, job_workers=1)
+    settings, caller = new_caller(fake_llm_token_latency_ms=20, job_workers=1)
     with TestClient(create_app(settings)) as first:
         ids = [
             first.post(
-                "/api/v1/jobs", json={"prompt": f"shared {n}", "max_tokens": 5}, headers=auth(key)
+                "/api/v1/jobs",
+                json={"prompt": f"shared {n}", "max_tokens": 5},
+                headers=caller.headers,
             ).json()["id"]
             for n in range(6)
         ]
@@ -371,7 +378,7 @@ def test_two_processes_on_one_database_run_each_job_once() -> None:
 
             def done() -> bool:
                 return all(
-                    second.get(f"/api/v1/jobs/{i}", headers=auth(key)).json()["status"]
+                    second.get(f"/api/v1/jobs/{i}", headers=caller.headers).json()["status"]
                     == "succeeded"
                     for i in ids
                 )
@@ -379,7 +386,7 @@ def test_two_processes_on_one_database_run_each_job_once() -> None:
             wait_for(done)
     attempts = query(settings, select(JobRecord.attempts).where(JobRecord.id.in_(ids)))
     assert attempts == [(1,)] * len(ids)
-    mine = GenerationLog.principal == key_id(key)
+    mine = GenerationLog.principal == caller.principal
     runs = query(settings, select(func.count()).select_from(GenerationLog).where(mine))
     assert runs == [(len(ids),)]
 {%- endif %}
@@ -388,10 +395,8 @@ def test_two_processes_on_one_database_run_each_job_once() -> None:
 def test_an_unreachable_database_is_a_503_and_the_service_recovers_by_itself(
     tmp_path: Path, database_for_the_run: str
 ) -> None:
-    key = new_key()
     with DatabaseSwitch(database_for_the_run, tmp_path) as database:
-        settings = make_settings(
-            api_keys=key,
+        settings, caller = new_caller(
             database_url=database.url,
             db_pool_timeout_s=2,
             db_statement_timeout_s=2,
@@ -399,7 +404,7 @@ def test_an_unreachable_database_is_a_503_and_the_service_recovers_by_itself(
         )
         with TestClient(create_app(settings)) as client:
             assert client.get("/health/ready").status_code == 200
-            assert history(client, key) == []
+            assert history(client, caller) == []
 
             database.cut()
             started = time.monotonic()
@@ -411,26 +416,26 @@ def test_an_unreachable_database_is_a_503_and_the_service_recovers_by_itself(
             problem = client.app.state.lifecycle.problems["database"]  # type: ignore[attr-defined]
             assert database.symptom in str(problem)
             assert database.symptom not in ready.text
-            response = client.get("/api/v1/generations", headers=auth(key))
+            response = client.get("/api/v1/generations", headers=caller.headers)
             assert response.status_code == 503
             assert response.json()["error"]["code"] == "database_unavailable"
             assert response.headers["Retry-After"]
-            job = client.post("/api/v1/jobs", json={"prompt": "later"}, headers=auth(key))
+            job = client.post("/api/v1/jobs", json={"prompt": "later"}, headers=caller.headers)
             assert job.status_code == 503
             assert job.headers["Retry-After"]
-            job = client.get("/api/v1/jobs/job-0", headers=auth(key))
+            job = client.get("/api/v1/jobs/job-0", headers=caller.headers)
             assert job.status_code == 503
             assert job.json()["error"]["code"] == "database_unavailable"
             # What does not need the database still works; its log row waits.
             started = time.monotonic()
             body = {"prompt": "meanwhile"}
-            answer = client.post("/api/v1/generate", json=body, headers=auth(key))
+            answer = client.post("/api/v1/generate", json=body, headers=caller.headers)
             assert answer.status_code == 200
             assert time.monotonic() - started < 1
 
             database.restore()
             wait_for(lambda: client.get("/health/ready").status_code == 200)
-            (row,) = history_of(client, key, 1)
+            (row,) = history_of(client, caller, 1)
             assert row["request_id"] == answer.headers["X-Request-ID"]
 
 
@@ -441,26 +446,28 @@ def test_the_service_starts_while_the_database_is_down_and_recovers(
     tmp_path: Path, database_for_the_run: str
 ) -> None:
     """A pod whose database is unreachable must start, stay live, report not ready."""
-    key = new_key()
     with DatabaseSwitch(database_for_the_run, tmp_path) as database:
         database.cut()
-        settings = make_settings(
-            api_keys=key, database_url=database.url, db_pool_timeout_s=1, db_statement_timeout_s=1
+        settings, caller = new_caller(
+            database_url=database.url,
+            db_pool_timeout_s=1,
+            db_statement_timeout_s=1,
+            readiness_cache_s=0,
         )
         with TestClient(create_app(settings)) as client:
             assert client.get("/health/live").status_code == 200
             assert client.get("/health/ready").status_code == 503
-            refused = client.get("/api/v1/generations", headers=auth(key))
+            refused = client.get("/api/v1/generations", headers=caller.headers)
             assert refused.status_code == 503
             assert refused.headers["Retry-After"]
-            answer = client.post("/api/v1/generate", json={"prompt": "hi"}, headers=auth(key))
+            answer = client.post("/api/v1/generate", json={"prompt": "hi"}, headers=caller.headers)
             assert answer.is_success
 
             database.restore()
             wait_for(lambda: client.get("/health/ready").status_code == 200)
-            accepted = client.post("/api/v1/jobs", json={"prompt": "now"}, headers=auth(key))
+            accepted = client.post("/api/v1/jobs", json={"prompt": "now"}, headers=caller.headers)
             assert accepted.status_code == 202
-            assert history(client, key) is not None
+            wait_for(lambda: len(history(client, caller)) >= 1)  # the waiting row is written
 {%- endif %}
 {%- if cookiecutter.database == "sqlite" %}
 

@@ -16,8 +16,11 @@ from {{ cookiecutter.project_slug }}.core.cpu import CPUPool
 from {{ cookiecutter.project_slug }}.llm.tokens import count_tokens
 from {{ cookiecutter.project_slug }}.main import create_app
 from {{ cookiecutter.project_slug }}.settings import Settings
-
+{% if cookiecutter.auth != "none" %}
+from .conftest import AUTH, callers, job_worker, make_settings, parse_sse, upstream_settings
+{%- else %}
 from .conftest import AUTH, job_worker, make_settings, parse_sse, upstream_settings
+{%- endif %}
 from .servers import serve
 from .upstream import Behaviour, Upstream
 
@@ -131,19 +134,20 @@ def test_job_is_accepted_then_polled_to_its_result(client: TestClient, settings:
     assert done["status"] == "succeeded"
     assert done["result"]["tokens_used"] == 6
     assert done["finished_at"] >= done["created_at"]
+{%- if cookiecutter.auth != "none" %}
 
 
-def test_jobs_of_others_do_not_exist(client: TestClient) -> None:
-    other_key = "sk-other-0123456789abcdef"
-    settings = make_settings(api_keys=f"{AUTH['Authorization'][7:]},{other_key}")
-    with job_worker(settings), TestClient(create_app(settings)) as two_keys:
-        location = two_keys.post("/api/v1/jobs", json={"prompt": "mine"}, headers=AUTH).headers[
-            "Location"
-        ]
-        other = two_keys.get(location, headers={"Authorization": f"Bearer {other_key}"})
-        assert other.status_code == 404
-        assert other.json()["error"]["code"] == "job_not_found"
-        assert wait_for_job(two_keys, location)["status"] == "succeeded"
+def test_jobs_of_others_do_not_exist() -> None:
+    admitted, (me, other) = callers(2)
+    settings = make_settings(**admitted)
+    with job_worker(settings), TestClient(create_app(settings)) as client:
+        response = client.post("/api/v1/jobs", json={"prompt": "mine"}, headers=me.headers)
+        location = response.headers["Location"]
+        theirs = client.get(location, headers=other.headers)
+        assert theirs.status_code == 404
+        assert theirs.json()["error"]["code"] == "job_not_found"
+        assert wait_for_job(client, location, me.headers)["status"] == "succeeded"
+{%- endif %}
 
 
 def test_concurrent_submissions_run_each_job_exactly_once(

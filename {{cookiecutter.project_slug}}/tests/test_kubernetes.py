@@ -68,14 +68,23 @@ def containers() -> Iterator[dict[str, Any]]:
 
 CONFIG = read_env_file(BASE / "config.env")
 SECRET_EXAMPLE = read_env_file(K8S / "secrets.example.env")
+{%- if cookiecutter.auth == "api_key" %}
+# The credential production checks, and a real-looking value of it.
+CREDENTIAL: dict[str, str] = {"API_KEYS": "sk-" + "k" * 32}
+{%- elif cookiecutter.auth == "jwt" %}
+# The credential production checks, and a real-looking value of it.
+CREDENTIAL: dict[str, str] = {"JWT_SECRET": "s" * 48}
+{%- else %}
+CREDENTIAL: dict[str, str] = {}  # auth=none: no credential of the service's own
+{%- endif %}
 
 
 def configured() -> Settings:
-    """Settings as the pods get them: the ConfigMap plus the Secret, with a real-looking key."""
+    """Settings as the pods get them: the ConfigMap plus the Secret, with real-looking values."""
     values: dict[str, Any] = {
         key.lower(): value for key, value in CONFIG.items() if key not in SERVER_VARIABLES
     }
-    values["api_keys"] = "sk-" + "k" * 32  # production refuses the example's `change-me`
+    values.update({key.lower(): value for key, value in CREDENTIAL.items()})
     return Settings(_env_file=None, **values)
 
 
@@ -96,11 +105,13 @@ def test_config_values_are_accepted_by_the_settings() -> None:
 
 def test_the_secret_example_holds_no_real_secret() -> None:
     assert SECRET_EXAMPLE, "secrets.example.env is empty"
-    assert "API_KEYS" in SECRET_EXAMPLE
+    assert set(CREDENTIAL) <= set(SECRET_EXAMPLE)
     for key, value in SECRET_EXAMPLE.items():
         assert "change-me" in value, f"{key} in secrets.example.env looks like a real value"
-    with pytest.raises(ValueError, match="API_KEYS"):
-        Settings(_env_file=None, environment="production", api_keys=SECRET_EXAMPLE["API_KEYS"])
+    for name in CREDENTIAL:  # production refuses the example's value
+        example: dict[str, Any] = {name.lower(): SECRET_EXAMPLE[name]}
+        with pytest.raises(ValueError, match=name):
+            Settings(_env_file=None, environment="production", **example)
 
 
 def test_uvicorn_reads_forwarded_allow_ips(monkeypatch: pytest.MonkeyPatch) -> None:

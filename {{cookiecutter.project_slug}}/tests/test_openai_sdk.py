@@ -112,12 +112,14 @@ def test_bad_request(client: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError) as caught:
         client.chat.completions.create(model="fake-model", messages=MESSAGES, temperature=5)
     assert caught.value.param == "temperature"
+{%- if cookiecutter.auth != "none" %}
 
 
 def test_authentication_error(base_url: str) -> None:
     client = openai.OpenAI(base_url=f"{base_url}/v1", api_key="sk-wrong", max_retries=0)
     with pytest.raises(openai.AuthenticationError):
         client.models.list()
+{%- endif %}
 
 
 def test_unknown_model_is_not_found(client: openai.OpenAI) -> None:

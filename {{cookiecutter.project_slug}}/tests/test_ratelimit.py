@@ -32,11 +32,14 @@ from {{ cookiecutter.project_slug }}.llm.tokens import count_tokens, request_tok
 from {{ cookiecutter.project_slug }}.main import create_app
 from {{ cookiecutter.project_slug }}.services import Services
 
-from .conftest import API_KEY, AUTH, make_settings, parse_sse
+from .conftest import API_KEY, AUTH, {% if cookiecutter.auth != "none" %}callers, {% endif %}make_settings, parse_sse
 from .servers import serve
-
-OTHER_KEY = "sk-other-0123456789abcdef"
-OTHER = {"Authorization": f"Bearer {OTHER_KEY}"}
+{% if cookiecutter.auth != "none" %}
+ADMIT_OTHER, (OTHER_CALLER,) = callers(1)  # a second caller, with a credential of its own
+OTHER = OTHER_CALLER.headers
+{%- else %}
+ADMIT_OTHER: dict[str, Any] = {}  # without authentication a caller is its address
+{%- endif %}
 
 
 class Clock:
@@ -170,7 +173,7 @@ def test_buckets_full_again_are_forgotten(clock: Clock) -> None:
 @contextmanager
 def limited(clock: Clock, **settings: Any) -> Iterator[TestClient]:
     """A client for an app limited as `settings` say, its limiter on `clock`."""
-    app_settings = make_settings(api_keys=f"{API_KEY},{OTHER_KEY}", **settings)
+    app_settings = make_settings(**ADMIT_OTHER, **settings)
     with TestClient(create_app(app_settings)) as client:
         services = cast(Services, client.app_state["services"])
         services.rate_limiter = MemoryRateLimiter(clock)
@@ -270,12 +273,24 @@ def test_a_burst_of_long_generations_cannot_overrun_the_budget(clock: Clock) -> 
     assert statuses == [200, 200, 429, 429, 429]
 
 
+{% if cookiecutter.auth != "none" -%}
 def test_each_caller_has_its_own_limits(clock: Clock) -> None:
     with limited(clock, rate_limit_rpm=1) as client:
         assert generate(client).status_code == 200
         assert generate(client).status_code == 429
         assert generate(client, headers=OTHER).status_code == 200
         assert generate(client, headers=OTHER).status_code == 429
+{%- else -%}
+def test_each_address_has_its_own_limits(clock: Clock) -> None:
+    app = Served(create_app(make_settings(rate_limit_rpm=1)))
+    with serve(app) as base_url:
+        app.services.rate_limiter = MemoryRateLimiter(clock)
+        for address in ("127.0.0.1", "127.0.0.2"):  # two clients, not one
+            transport = httpx.HTTPTransport(local_address=address)
+            with httpx.Client(base_url=base_url, transport=transport) as http:
+                assert http.post("/api/v1/generate", json={"prompt": "hi"}).status_code == 200
+                assert http.post("/api/v1/generate", json={"prompt": "hi"}).status_code == 429
+{%- endif %}
 
 
 def test_a_request_larger_than_a_minutes_budget_is_refused_outright(clock: Clock) -> None:

@@ -37,7 +37,7 @@ from {{ cookiecutter.project_slug }}.jobs.redis_queue import saq_queue
 from {{ cookiecutter.project_slug }}.main import create_app
 from {{ cookiecutter.project_slug }}.settings import Settings
 
-from .conftest import API_KEY, AUTH, make_settings
+from .conftest import AUTH, AUTH_ENV, make_settings
 from .servers import free_port, serve
 from .upstream import Behaviour, Upstream
 
@@ -56,7 +56,7 @@ def deployment(**values: Any) -> tuple[Settings, dict[str, str]]:
         **os.environ,
         "ENVIRONMENT": "test",
         "LOG_FORMAT": "json",
-        "API_KEYS": API_KEY,
+        **AUTH_ENV,
         "REDIS_URL": settings.redis_url,
         "REDIS_KEY_PREFIX": settings.redis_key_prefix,
         **{name.upper(): str(value) for name, value in values.items()},

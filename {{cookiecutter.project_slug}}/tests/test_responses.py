@@ -14,6 +14,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
+{%- if cookiecutter.auth == "none" %}
+import httpx2
+{%- endif %}
 import openai
 import pytest
 from fastapi.testclient import TestClient
@@ -23,11 +26,22 @@ from pydantic import BaseModel
 from {{ cookiecutter.project_slug }}.main import create_app
 from {{ cookiecutter.project_slug }}.settings import Settings
 
-from .conftest import API_KEY, make_settings, parse_sse, upstream_settings
+from .conftest import (
+    API_KEY,
+{%- if cookiecutter.auth != "none" %}
+    callers,
+{%- endif %}
+    make_settings,
+    parse_sse,
+    upstream_settings,
+)
 from .servers import serve
 from .upstream import Behaviour, Upstream
-
-OTHER_KEY = "sk-test-other-0123456789"
+{% if cookiecutter.auth != "none" %}
+ADMIT_OTHER, (OTHER,) = callers(1)  # a second caller, with a credential of its own
+{%- else %}
+ADMIT_OTHER: dict[str, Any] = {}  # without authentication another caller is another address
+{%- endif %}
 WEATHER: FunctionToolParam = {
     "type": "function",
     "name": "get_weather",
@@ -57,7 +71,7 @@ def the_call(response: Response) -> ResponseFunctionToolCall:
 
 @pytest.fixture(scope="module")
 def base_url() -> Iterator[str]:
-    settings = make_settings(api_keys=f"{API_KEY},{OTHER_KEY}")
+    settings = make_settings(**ADMIT_OTHER)
     with serve(create_app(settings)) as url:
         yield url
 
@@ -265,7 +279,19 @@ def test_get_and_delete(client: openai.OpenAI) -> None:
 
 def test_another_principals_response_is_not_found(client: openai.OpenAI, base_url: str) -> None:
     mine = client.responses.create(model="fake-model", input="Mine")
-    other = openai.OpenAI(base_url=f"{base_url}/v1", api_key=OTHER_KEY, max_retries=0)
+{%- if cookiecutter.auth != "none" %}
+    other = openai.OpenAI(
+        base_url=f"{base_url}/v1",
+        api_key=OTHER.headers["Authorization"].removeprefix("Bearer "),
+        max_retries=0,
+    )
+{%- else %}
+    # The SDK's own HTTP client, sending from another address.
+    elsewhere = openai.DefaultHttpxClient(transport=httpx2.HTTPTransport(local_address="127.0.0.2"))
+    other = openai.OpenAI(
+        base_url=f"{base_url}/v1", api_key=API_KEY, max_retries=0, http_client=elsewhere
+    )
+{%- endif %}
     with pytest.raises(openai.NotFoundError):
         other.responses.retrieve(mine.id)
     with pytest.raises(openai.NotFoundError):
@@ -274,6 +300,7 @@ def test_another_principals_response_is_not_found(client: openai.OpenAI, base_ur
         other.responses.create(model="fake-model", input="Go on", previous_response_id=mine.id)
     assert caught.value.param == "previous_response_id"
     assert client.responses.retrieve(mine.id).id == mine.id
+    other.close()
 
 
 def test_store_false_is_not_kept(client: openai.OpenAI) -> None:

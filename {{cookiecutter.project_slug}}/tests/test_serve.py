@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from .conftest import AUTH, parse_sse
+from .conftest import AUTH, AUTH_ENV, parse_sse
 from .servers import service_process
 from .upstream import Behaviour, Upstream
 
@@ -25,7 +25,7 @@ def records_of(output: str) -> list[dict[str, Any]]:
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    with service_process(tmp_path) as running:
+    with service_process(tmp_path, **AUTH_ENV) as running:
         yield running
 
 
@@ -39,7 +39,9 @@ def test_served_app_generates_over_http(server: tuple[str, subprocess.Popen[str]
         assert response.json()["text"]
         assert response.headers["X-Request-ID"] == "e2e-1"
         assert "server" not in response.headers
+{%- if cookiecutter.auth != "none" %}
         assert http.post("/api/v1/generate", json={"prompt": "hi"}).status_code == 401
+{%- endif %}
         assert http.get("/health/ready").json()["status"] == "ok"
 
     process.send_signal(signal.SIGTERM)
@@ -66,7 +68,7 @@ def test_sigterm_drains_readiness_first_then_in_flight_streams_then_exits(
         "DRAIN_TIMEOUT_S": "10",
     }
     body = {"prompt": "long", "max_tokens": 100}
-    with service_process(tmp_path, **variables) as (base_url, process):
+    with service_process(tmp_path, **AUTH_ENV, **variables) as (base_url, process):
         streamed: list[str] = []
 
         def stream() -> None:
@@ -104,7 +106,8 @@ def test_sigterm_drains_readiness_first_then_in_flight_streams_then_exits(
 
 def test_forwarded_headers_count_only_from_forwarded_allow_ips(tmp_path: Path) -> None:
     headers = {**AUTH, "X-Forwarded-For": "203.0.113.7"}
-    with service_process(tmp_path, FORWARDED_ALLOW_IPS="127.0.0.1") as (base_url, process):
+    trusting = {**AUTH_ENV, "FORWARDED_ALLOW_IPS": "127.0.0.1"}
+    with service_process(tmp_path, **trusting) as (base_url, process):
         for peer in ("127.0.0.1", "127.0.0.2"):  # the proxy, and a client that is not one
             transport = httpx.HTTPTransport(local_address=peer)
             with httpx.Client(transport=transport, timeout=10) as http:

@@ -10,13 +10,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+{%- if cookiecutter.auth != "none" %}
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 from websockets.sync.connection import Connection
+from websockets.typing import Subprotocol
+{%- else %}
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import connect
+from websockets.sync.connection import Connection
+{%- endif %}
 
 from {{ cookiecutter.project_slug }}.main import create_app
-
-from .conftest import API_KEY, AUTH, make_settings, upstream_settings
+{% if cookiecutter.auth != "none" %}
+from .conftest import API_KEY, AUTH, AUTH_ENV, make_settings, upstream_settings
+{%- else %}
+from .conftest import AUTH, AUTH_ENV, make_settings, upstream_settings
+{%- endif %}
 from .servers import serve, service_process
 from .upstream import Behaviour, Upstream
 
@@ -103,18 +113,43 @@ def test_cancel_stops_the_reply(ws_url: str) -> None:
         ws.send(json.dumps({"type": "cancel"}))
         done = reply(ws)[-1]
         assert done == {"type": "done", "id": done["id"], "finish_reason": "cancelled"}
+{%- if cookiecutter.auth != "none" %}
 
 
-def test_key_in_query_string_is_accepted(ws_url: str) -> None:
-    with connect(f"{ws_url}?api_key={API_KEY}") as ws:
+def test_browsers_send_the_credential_as_a_subprotocol(ws_url: str) -> None:
+    offered = Subprotocol(f"bearer.{API_KEY}")
+    with connect(ws_url, subprotocols=[Subprotocol("chat"), offered]) as ws:
+        assert ws.subprotocol == offered  # echoed: browsers close the socket otherwise
         ws.send(json.dumps({"type": "ping"}))
         assert receive(ws) == {"type": "pong"}
 
 
-def test_missing_key_refuses_the_handshake(ws_url: str) -> None:
+@pytest.mark.parametrize(
+    ("query", "headers", "subprotocol"),
+    [
+        ("", {}, None),
+        (f"?api_key={API_KEY}&token={API_KEY}", {}, None),  # logged by servers: never read
+        ("", {"Authorization": "Bearer sk-wrong"}, None),
+        ("", {}, "bearer.sk-wrong"),
+        ("", {}, "bearer."),
+    ],
+    ids=["none", "query-string", "wrong-header", "wrong-subprotocol", "empty-subprotocol"],
+)
+def test_a_missing_or_wrong_credential_refuses_the_handshake(
+    ws_url: str, query: str, headers: dict[str, str], subprotocol: str | None
+) -> None:
+    offered = [Subprotocol(subprotocol)] if subprotocol else None
     with pytest.raises(InvalidStatus) as refused:
-        connect(ws_url).close()
+        connect(ws_url + query, additional_headers=headers, subprotocols=offered).close()
     assert refused.value.response.status_code == 403
+{%- else %}
+
+
+def test_anyone_may_connect(ws_url: str) -> None:
+    with connect(ws_url) as ws:
+        ws.send(json.dumps({"type": "ping"}))
+        assert receive(ws) == {"type": "pong"}
+{%- endif %}
 
 
 def test_idle_connection_is_closed(ws_url: str) -> None:
@@ -141,7 +176,7 @@ def test_disconnect_cancels_the_generation(upstream: Upstream, upstream_url: str
 
 def test_a_reply_in_progress_finishes_during_a_drain(tmp_path: Path) -> None:
     variables = {"FAKE_LLM_TOKEN_LATENCY_MS": "50", "DRAIN_DELAY_S": "0.2"}
-    with service_process(tmp_path, **variables) as (base_url, process):
+    with service_process(tmp_path, **AUTH_ENV, **variables) as (base_url, process):
         url = base_url.replace("http://", "ws://") + "/ws/chat"
         with connect(url, additional_headers=AUTH) as ws:
             ws.send(json.dumps({"type": "prompt", "prompt": "long", "max_tokens": 30}))

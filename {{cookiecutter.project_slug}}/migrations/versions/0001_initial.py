@@ -1,4 +1,4 @@
-"""The generation log, the job records and the stored responses.
+"""The generation log, the job records and the stored responses{% if cookiecutter.auth == "api_key" %}, and the API keys{% elif cookiecutter.auth == "jwt" %}, and the users{% endif %}.
 
 Revision ID: 0001
 Revises:
@@ -72,9 +72,39 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_responses")),
     )
     op.create_index("ix_responses_created", "responses", ["created_at"])
+{%- if cookiecutter.auth == "api_key" %}
+    op.create_table(
+        "api_keys",
+        sa.Column("id", Identifier, autoincrement=True, nullable=False),
+        sa.Column("name", sa.String(length=100), nullable=False),
+        sa.Column("digest", sa.String(length=64), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("last_used_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_api_keys")),
+        sa.UniqueConstraint("digest", name=op.f("uq_api_keys_digest")),
+        sa.UniqueConstraint("name", name=op.f("uq_api_keys_name")),
+    )
+{%- elif cookiecutter.auth == "jwt" %}
+    op.create_table(
+        "users",
+        sa.Column("id", Identifier, autoincrement=True, nullable=False),
+        sa.Column("username", sa.String(length=150), nullable=False),
+        sa.Column("password_hash", sa.String(length=255), nullable=False),
+        sa.Column("scopes", sa.String(length=1000), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_users")),
+        sa.UniqueConstraint("username", name=op.f("uq_users_username")),
+    )
+{%- endif %}
 
 
 def downgrade() -> None:
+{%- if cookiecutter.auth == "api_key" %}
+    op.drop_table("api_keys")
+{%- elif cookiecutter.auth == "jwt" %}
+    op.drop_table("users")
+{%- endif %}
     op.drop_index("ix_responses_created", table_name="responses")
     op.drop_table("responses")
     op.drop_index("ix_jobs_status_created", table_name="jobs")

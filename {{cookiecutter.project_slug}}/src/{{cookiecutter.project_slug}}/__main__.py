@@ -1,7 +1,13 @@
 {%- set commands = ["serve"] %}
 {%- if cookiecutter.database != "none" %}{% set commands = commands + ["migrate"] %}{% endif %}
-{%- if cookiecutter.use_redis %}{% set commands = commands + ["worker"] %}{% endif -%}
-"""Command line: `python -m {{ cookiecutter.project_slug }} [{{ commands | join("|") }}]`."""
+{%- if cookiecutter.use_redis %}{% set commands = commands + ["worker"] %}{% endif %}
+{%- set key_table = cookiecutter.auth == "api_key" and cookiecutter.database != "none" %}
+{%- if key_table %}{% set commands = commands + ["create-api-key", "list-api-keys", "revoke-api-key"] %}{% endif %}
+{%- if cookiecutter.auth == "jwt" %}{% set commands = commands + ["create-user"] %}{% endif -%}
+"""Command line: `python -m {{ cookiecutter.project_slug }} [COMMAND]`, serving by default.
+
+Commands: {{ commands | join(", ") }}.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,11 @@ import sys
 from collections.abc import Sequence
 
 import uvicorn
-
+{% if key_table %}
+from .auth.key_table import add_commands as add_api_key_commands
+{%- elif cookiecutter.auth == "jwt" %}
+from .auth.passwords import add_commands as add_user_commands
+{%- endif %}
 from .core.logging import configure_logging
 from .settings import get_settings
 
@@ -75,6 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
 {%- if cookiecutter.use_redis %}
     worker_parser = commands.add_parser("worker", help="run background jobs from Redis")
     worker_parser.set_defaults(handler=worker)
+{%- endif %}
+{%- if key_table %}
+    add_api_key_commands(commands)  # create-api-key, list-api-keys, revoke-api-key
+{%- elif cookiecutter.auth == "jwt" %}
+    add_user_commands(commands)  # create-user
 {%- endif %}
     return parser
 

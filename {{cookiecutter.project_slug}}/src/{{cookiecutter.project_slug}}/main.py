@@ -13,6 +13,7 @@ from . import DESCRIPTION, PROJECT_NAME, __version__
 {%- set routers = ["generate", "health", "jobs", "openai", "responses", "root"] %}
 {%- if cookiecutter.database != "none" %}{% set routers = routers + ["history"] %}{% endif %}
 {%- if cookiecutter.use_websocket %}{% set routers = routers + ["ws"] %}{% endif %}
+{%- if cookiecutter.auth == "jwt" %}{% set routers = routers + ["auth"] %}{% endif %}
 from .api import {{ routers | sort | join(", ") }}
 from .api.limits import LIMIT_HEADERS
 from .core.cpu import CPUPool
@@ -48,8 +49,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
     settings: Settings = app.state.settings
     lifecycle: Lifecycle = app.state.lifecycle
     lifecycle.drain_on_signals()
-    if not settings.auth_enabled:
-        logger.warning("authentication is off: set API_KEYS to require a key")
 
     async with AsyncExitStack() as stack:
         services = await stack.enter_async_context(open_services(settings, lifecycle))
@@ -93,6 +92,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 {%- if cookiecutter.database != "none" %}
     install_database_error_handler(app)
     app.include_router(history.router)
+{%- endif %}
+{%- if cookiecutter.auth == "jwt" %}
+    app.include_router(auth.router)
 {%- endif %}
 {%- if cookiecutter.use_websocket %}
     app.include_router(ws.router)

@@ -15,7 +15,12 @@ from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
 {%- endif %}
-
+{% if cookiecutter.auth == "api_key" and cookiecutter.database != "none" %}
+from .auth.api_keys import APIKeys
+from .auth.key_table import attach_api_keys
+{%- elif cookiecutter.auth == "api_key" %}
+from .auth.api_keys import APIKeys, attach_api_keys
+{%- endif %}
 from .core.cache import MemoryResponseCache, ResponseCache
 from .core.lifecycle import Lifecycle
 from .core.ratelimit import MemoryRateLimiter, RateLimiter
@@ -57,6 +62,9 @@ class Services:
 {%- if cookiecutter.use_redis %}
     redis: Redis = field(init=False)
 {%- endif %}
+{%- if cookiecutter.auth == "api_key" %}
+    api_keys: APIKeys = field(init=False)
+{%- endif %}
     models: ModelRegistry = field(init=False)
     generation: GenerationService = field(init=False)
 
@@ -83,6 +91,9 @@ async def open_services(settings: Settings, lifecycle: Lifecycle) -> AsyncIterat
         services.response_store = RedisResponseStore.for_services(services)
 {%- elif cookiecutter.database == "none" %}
         services.job_store = MemoryJobStore(retention_s=settings.job_retention_s)
+{%- endif %}
+{%- if cookiecutter.auth == "api_key" %}
+        attach_api_keys(services)  # API_KEYS{% if cookiecutter.database != "none" %} and the api_keys table{% endif %}
 {%- endif %}
         services.models = build_registry(settings)
         stack.push_async_callback(services.models.aclose)

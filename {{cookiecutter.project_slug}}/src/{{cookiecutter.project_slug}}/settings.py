@@ -9,14 +9,19 @@ from __future__ import annotations
 import tomllib
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-
-from .config.common import CommaList, HostPatterns, ProxyAddresses, SettingsPart, split_commas
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+{% if cookiecutter.auth == "api_key" %}
+from .config.api_keys import APIKeySettings
+{%- endif %}
+from .config.common import CommaList, HostPatterns, ProxyAddresses, SettingsPart
 {%- if cookiecutter.database != "none" %}
 from .config.database import DatabaseSettings
+{%- endif %}
+{%- if cookiecutter.auth == "jwt" %}
+from .config.jwt import JWTSettings
 {%- endif %}
 from .config.models import ModelConfig
 from .config.ratelimit import RateLimitSettings
@@ -32,6 +37,11 @@ LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 
 class Settings(
+{%- if cookiecutter.auth == "api_key" %}
+    APIKeySettings,
+{%- elif cookiecutter.auth == "jwt" %}
+    JWTSettings,
+{%- endif %}
 {%- if cookiecutter.database != "none" %}
     DatabaseSettings,
 {%- endif %}
@@ -97,8 +107,6 @@ class Settings(
     cpu_workers: int = Field(default=2, ge=1)
     sse_ping_interval_s: float = Field(default=15.0, gt=0)
 
-    # Comma-separated bearer keys; empty disables authentication outside production.
-    api_keys: Annotated[tuple[SecretStr, ...], NoDecode, BeforeValidator(split_commas)] = ()
     cors_origins: CommaList = ()
     max_body_bytes: int = Field(default=1_048_576, ge=1)
     force_https: bool = False
@@ -116,18 +124,6 @@ class Settings(
         return value.upper() if isinstance(value, str) else value
 
     @model_validator(mode="after")
-    def refuse_unsafe_production(self) -> Settings:
-        if self.environment != "production":
-            return self
-        keys = [key.get_secret_value() for key in self.api_keys]
-        if not keys or any(len(key) < 16 or key == "change-me" for key in keys):
-            raise ValueError(
-                "ENVIRONMENT=production needs API_KEYS set to random keys of 16+ characters "
-                "(the post-generation hook wrote one to .env)"
-            )
-        return self
-
-    @model_validator(mode="after")
     def read_models_file(self) -> Settings:
         if self.llm_models_file is None:
             return self
@@ -140,10 +136,6 @@ class Settings(
         models = tuple(ModelConfig.model_validate(entry) for entry in data.get("models", []))
         object.__setattr__(self, "llm_models", models)  # frozen: set once, while validating
         return self
-
-    @property
-    def auth_enabled(self) -> bool:
-        return bool(self.api_keys)
 
 
 @lru_cache

@@ -11,11 +11,17 @@ from typing import Annotated, cast
 
 from fastapi import Depends
 from starlette.requests import HTTPConnection
-
+{% if cookiecutter.auth == "api_key" %}
+from ..auth.api_keys import authenticate
+{%- elif cookiecutter.auth == "jwt" %}
+from ..auth.jwt import authenticate
+{%- else %}
+from ..auth.none import authenticate
+{%- endif %}
+from ..auth.principal import Principal
 from ..core.context import RequestContext
 from ..core.cpu import CPUPool
 from ..core.lifecycle import Lifecycle
-from ..core.security import Principal, authenticate, presented_key
 from ..jobs.base import JobQueue
 from ..llm.service import GenerationService
 from ..middleware.request_id import request_id_of
@@ -55,14 +61,8 @@ JobQueueDep = Annotated[JobQueue, Depends(get_job_queue)]
 CPUPoolDep = Annotated[CPUPool, Depends(get_cpu_pool)]
 
 
-async def get_principal(connection: HTTPConnection, settings: SettingsDep) -> Principal:
-    # Headers read directly: declared Header() parameters cost every request a parse.
-    headers = connection.headers
-    presented = presented_key(headers.get("authorization"), headers.get("x-api-key"))
-    return authenticate(settings.api_keys, presented)
-
-
-PrincipalDep = Annotated[Principal, Depends(get_principal)]
+# The caller, authenticated as the project's mode says; the same on HTTP and WebSocket routes.
+PrincipalDep = Annotated[Principal, Depends(authenticate)]
 
 
 async def get_request_context(

@@ -5,9 +5,11 @@ and gets `delta` messages as the model writes, then `usage` and `done`; it may s
 `cancel` to stop a reply and `ping` to get a `pong`. Several turns share the
 conversation. A malformed message gets an `error` message and the connection stays
 usable; a connection idle for `WS_IDLE_TIMEOUT_S` is closed; a disconnect cancels the
-reply in progress. Keys are checked as on HTTP, plus `?api_key=` for browsers, which
-cannot set headers on a WebSocket. Each prompt counts against the caller's rate limits
-like a request; one over them gets an `error` message (`rate_limit_exceeded`).
+reply in progress. The caller is authenticated as on HTTP; browsers, which cannot set
+headers on a WebSocket, offer the credential as the `bearer.<credential>` subprotocol.
+Never in the query string: servers and proxies log it. Each prompt counts against the
+caller's rate limits like a request; one over them gets an `error` message
+(`rate_limit_exceeded`).
 """
 
 from __future__ import annotations
@@ -19,12 +21,12 @@ from contextlib import suppress
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
 from pydantic import BaseModel, ValidationError
 
+from ..auth.principal import bearer_subprotocol
 from ..core.context import RequestContext
 from ..core.errors import APIError, as_api_error, describe_validation, error_detail
 from ..core.lifecycle import Lifecycle
 from ..core.logging import get_logger
 from ..core.ratelimit import RateLimiter
-from ..core.security import authenticate, presented_key
 from ..llm.base import ChatMessage, FinishReason, GenerationRequest, Usage
 from ..llm.service import GenerationService
 from ..middleware.request_id import request_id_of
@@ -40,7 +42,7 @@ from ..schemas.ws import (
     UsageMessage,
 )
 from ..settings import Settings
-from .deps import GenerationServiceDep, LifecycleDep, SettingsDep
+from .deps import GenerationServiceDep, LifecycleDep, PrincipalDep, SettingsDep
 from .limits import RateLimit, RateLimiterDep
 
 router = APIRouter(tags=["websocket"])
@@ -196,16 +198,10 @@ async def chat(
     settings: SettingsDep,
     lifecycle: LifecycleDep,
     limiter: RateLimiterDep,
+    principal: PrincipalDep,  # refused: the handshake gets HTTP 403, no connection
 ) -> None:
-    headers = websocket.headers
-    key = presented_key(headers.get("authorization"), headers.get("x-api-key"))
-    try:
-        principal = authenticate(settings.api_keys, key or websocket.query_params.get("api_key"))
-    except APIError as exc:
-        # Refuse the handshake: the client sees HTTP 403 and no connection.
-        await websocket.close(status.WS_1008_POLICY_VIOLATION, exc.message)
-        return
-    await websocket.accept()
+    # A browser that offered its credential as a subprotocol needs it echoed to connect.
+    await websocket.accept(subprotocol=bearer_subprotocol(websocket))
     logger.info("websocket opened", principal=principal.id)
     context = RequestContext(principal.id, request_id_of(websocket.scope) or None)
     await ChatSession(websocket, service, settings, context, lifecycle, limiter).run()

@@ -1,1 +1,1 @@
-"""Cross-cutting concerns: errors, logging, security."""
+"""Cross-cutting concerns: errors, logging, caching, lifecycle, process pool."""

@@ -115,4 +115,9 @@ class JobRecord(Base):
 
 
 # Tables of their own modules, registered on Base.metadata (import them from here).
+{%- if cookiecutter.auth == "api_key" %}
+from . import api_keys as api_keys  # noqa: E402
+{%- elif cookiecutter.auth == "jwt" %}
+from . import users as users  # noqa: E402
+{%- endif %}
 from .response_records import ResponseRecord as ResponseRecord  # noqa: E402

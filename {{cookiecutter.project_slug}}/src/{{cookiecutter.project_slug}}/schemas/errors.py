@@ -30,7 +30,7 @@ def error_responses(descriptions: dict[int, str]) -> dict[int | str, dict[str, A
 ERROR_RESPONSES = error_responses(
     {
         400: "The body is not JSON (or not UTF-8), or the Host is not a trusted one",
-        401: "Missing or invalid API key",
+        401: "Missing or invalid credentials",
         413: "Request body too large",
         422: "Invalid request; `param` names the field",
         500: "Unexpected server error",
@@ -52,7 +52,7 @@ MODEL_RESPONSES = error_responses(
 OPENAI_RESPONSES = error_responses(
     {
         400: "Invalid request, or a parameter the model cannot honour; `param` names it",
-        401: "Missing or invalid API key",
+        401: "Missing or invalid credentials",
         404: "No such model",
         413: "Request body too large",
         415: "The body was not sent as application/json",

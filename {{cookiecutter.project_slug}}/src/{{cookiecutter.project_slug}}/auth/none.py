@@ -1,0 +1,16 @@
+"""No authentication (auth=none): for a private network, behind a gateway that authenticates.
+
+Every caller is anonymous and known by its address; behind a proxy that is the
+client's address only when FORWARDED_ALLOW_IPS trusts the proxy's `X-Forwarded-For`.
+"""
+
+from __future__ import annotations
+
+from starlette.requests import HTTPConnection
+
+from .principal import Principal, anonymous
+
+
+async def authenticate(connection: HTTPConnection) -> Principal:
+    """Anyone may call: the caller is its address."""
+    return anonymous(connection)
