@@ -15,7 +15,8 @@ from .callers import Caller
 
 JWT_SECRET = "test-jwt-secret-" + "0123456789abcdef" * 3
 # Every test's settings, and the environment of the processes the tests start.
-AUTH_SETTINGS: dict[str, Any] = {"jwt_secret": JWT_SECRET}
+# (Sign-ins are limited per address, and every TestClient is one address: not in tests.)
+AUTH_SETTINGS: dict[str, Any] = {"jwt_secret": JWT_SECRET, "rate_limit_login_per_minute": 0}
 AUTH_ENV = {"JWT_SECRET": JWT_SECRET}
 
 

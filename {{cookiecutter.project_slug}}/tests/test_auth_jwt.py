@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import jwt
@@ -18,9 +19,13 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 from sqlalchemy import func, select
+from starlette.requests import HTTPConnection
 
 from {{ cookiecutter.project_slug }}.__main__ import main
+from {{ cookiecutter.project_slug }}.api.auth import admit_login
 from {{ cookiecutter.project_slug }}.auth import passwords
+from {{ cookiecutter.project_slug }}.core.errors import APIError
+from {{ cookiecutter.project_slug }}.core.ratelimit import MemoryRateLimiter
 from {{ cookiecutter.project_slug }}.db.engine import open_database
 from {{ cookiecutter.project_slug }}.db.models import GenerationLog
 from {{ cookiecutter.project_slug }}.db.users import UserRecord
@@ -30,6 +35,7 @@ from {{ cookiecutter.project_slug }}.settings import Settings, get_settings
 from .auth_jwt import JWT_SECRET, token_for
 from .commands import command, one_line_error
 from .conftest import make_settings
+from .test_ratelimit import Clock, run
 
 TOKEN_URL = "/api/v1/auth/token"
 PASSWORD = "correct horse battery staple"
@@ -325,3 +331,51 @@ def test_without_a_secret_outside_production_no_token_is_issued_or_accepted() ->
         refused = client.get("/v1/models", headers={"Authorization": f"Bearer {forged()}"})
         assert refused.status_code == 503
         assert "JWT_SECRET" in refused.json()["error"]["message"]
+
+
+# -- sign-in attempts -------------------------------------------------------------------
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+def sign_in_from(address: str, limiter: MemoryRateLimiter, per_minute: int) -> HTTPConnection:
+    """The connection a sign-in request arrives on, as `admit_login` sees it."""
+    settings = make_settings(rate_limit_login_per_minute=per_minute)
+    scope = {
+        "type": "http",
+        "client": (address, 50000),
+        "app": SimpleNamespace(state=SimpleNamespace(settings=settings)),
+        "state": {"services": SimpleNamespace(rate_limiter=limiter)},
+    }
+    return HTTPConnection(scope)
+
+
+def test_sign_ins_are_limited_per_address_and_per_username(clock: Clock) -> None:
+    limiter = MemoryRateLimiter(clock)
+    guesser = sign_in_from("192.0.2.1", limiter, per_minute=2)
+    run(admit_login(guesser, "alice"))
+    run(admit_login(guesser, "bob"))
+    with pytest.raises(APIError) as from_one_address:
+        run(admit_login(guesser, "carol"))  # a third account from the same address
+    assert from_one_address.value.status_code == 429
+    assert from_one_address.value.headers["Retry-After"] == "30"
+
+    run(admit_login(sign_in_from("198.51.100.7", limiter, per_minute=2), "Alice"))
+    with pytest.raises(APIError) as against_one_account:
+        run(admit_login(sign_in_from("203.0.113.9", limiter, per_minute=2), "alice "))
+    assert against_one_account.value.code == "rate_limit_exceeded"
+    clock.advance(30)
+    run(admit_login(sign_in_from("203.0.113.9", limiter, per_minute=2), "alice"))
+
+
+def test_a_password_guessing_burst_meets_the_sign_in_limit(client: TestClient) -> None:
+    limits = {"rate_limit_login_per_minute": 3}
+    username = new_user()
+    with TestClient(create_app(make_settings(**limits))) as limited:
+        statuses = [log_in(limited, username, f"guess-{n}").status_code for n in range(5)]
+        refused = log_in(limited, username, PASSWORD)
+    assert statuses == [401, 401, 401, 429, 429]
+    assert refused.status_code == 429  # the right password waits too: no oracle
+    assert refused.json()["error"]["code"] == "rate_limit_exceeded"
+    assert int(refused.headers["Retry-After"]) >= 1

@@ -13,18 +13,15 @@ import re
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from types import SimpleNamespace
 from typing import Any, Protocol, cast
 
 import httpx
 import openai
 import pytest
 from fastapi.testclient import TestClient
-from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from {{ cookiecutter.project_slug }}.api.limits import admit_login, duration
-from {{ cookiecutter.project_slug }}.core.errors import APIError
+from {{ cookiecutter.project_slug }}.api.limits import duration
 from {{ cookiecutter.project_slug }}.core.ratelimit import Level, Limit, MemoryRateLimiter
 from {{ cookiecutter.project_slug }}.llm.base import GenerationRequest
 from {{ cookiecutter.project_slug }}.llm.fake import answer
@@ -422,37 +419,6 @@ def test_the_openai_routes_are_limited_too(clock: Clock) -> None:
     assert remaining(text, "requests") == 0
     assert refused.status_code == 429
     assert refused.json()["error"]["type"] == "rate_limit_error"
-
-
-# -- sign-in attempts -------------------------------------------------------------------
-def sign_in_from(address: str, limiter: MemoryRateLimiter, per_minute: int) -> HTTPConnection:
-    """The connection a sign-in request arrives on, as `admit_login` sees it."""
-    settings = make_settings(rate_limit_login_per_minute=per_minute)
-    scope = {
-        "type": "http",
-        "client": (address, 50000),
-        "app": SimpleNamespace(state=SimpleNamespace(settings=settings)),
-        "state": {"services": SimpleNamespace(rate_limiter=limiter)},
-    }
-    return HTTPConnection(scope)
-
-
-def test_sign_ins_are_limited_per_address_and_per_username(clock: Clock) -> None:
-    limiter = MemoryRateLimiter(clock)
-    guesser = sign_in_from("192.0.2.1", limiter, per_minute=2)
-    run(admit_login(guesser, "alice"))
-    run(admit_login(guesser, "bob"))
-    with pytest.raises(APIError) as from_one_address:
-        run(admit_login(guesser, "carol"))  # a third account from the same address
-    assert from_one_address.value.status_code == 429
-    assert from_one_address.value.headers["Retry-After"] == "30"
-
-    run(admit_login(sign_in_from("198.51.100.7", limiter, per_minute=2), "Alice"))
-    with pytest.raises(APIError) as against_one_account:
-        run(admit_login(sign_in_from("203.0.113.9", limiter, per_minute=2), "alice "))
-    assert against_one_account.value.code == "rate_limit_exceeded"
-    clock.advance(30)
-    run(admit_login(sign_in_from("203.0.113.9", limiter, per_minute=2), "alice"))
 
 
 # -- the official SDK, real server, real clock -------------------------------------------

@@ -16,7 +16,6 @@ dependency settles when the response has been sent.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import Annotated, Protocol, TypeVar, cast
@@ -240,28 +239,3 @@ async def rate_limit(
 
 
 RateLimitDep = Annotated[RateLimit, Depends(rate_limit)]
-
-
-async def admit_login(connection: HTTPConnection, username: str) -> None:
-    """Count a sign-in attempt for the client's address and for `username`: 429 beyond
-    RATE_LIMIT_LOGIN_PER_MINUTE of either, so a guesser cannot spread guesses over
-    accounts from one address, nor over addresses against one account."""
-    settings = cast(Settings, connection.app.state.settings)
-    per_minute = settings.rate_limit_login_per_minute
-    if not per_minute:
-        return
-    address = connection.client.host if connection.client else "unknown"
-    # Hashed: attempted usernames (often a password typed in the wrong box) are not kept.
-    user = hashlib.sha256(username.strip().lower().encode()).hexdigest()[:32]
-    limits = [
-        Limit(f"login:ip:{address}", per_minute, 1),
-        Limit(f"login:user:{user}", per_minute, 1),
-    ]
-    decision = await acquire(await get_rate_limiter(connection), limits)
-    if not decision.allowed:
-        raise APIError(
-            429,
-            f"Too many sign-in attempts. Please try again in {duration(decision.retry_after_s)}.",
-            code="rate_limit_exceeded",
-            headers={"Retry-After": retry_after(decision.retry_after_s)},
-        )

@@ -23,6 +23,9 @@ class JWTSettings(SettingsPart):
     jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
     # Scopes `create-user` gives a user when it is given none.
     jwt_default_scopes: CommaList = ()
+    # Sign-in attempts a minute at the token endpoint, per client address and per
+    # username (password guessing); 0: unlimited.
+    rate_limit_login_per_minute: int = Field(default=10, ge=0)
 
     @model_validator(mode="after")
     def refuse_weak_secret(self) -> Self:
