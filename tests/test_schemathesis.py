@@ -32,6 +32,15 @@ pytestmark = pytest.mark.install
 
 SLUG = "ai_service"
 API_KEY = "sk-schemathesis-0123456789abcdef"
+JWT_SECRET = "schemathesis-" + "0123456789abcdef" * 3
+# A token as the render itself issues them (auth=jwt), printed by its own interpreter.
+MINT_SCRIPT = """
+import sys
+from ai_service.auth.jwt import issue_token
+from ai_service.settings import Settings
+settings = Settings(_env_file=None, environment="test", jwt_secret=sys.argv[1])
+print(issue_token(settings, subject="1", name="schemathesis", scopes=frozenset())[0])
+"""
 CHECKS = (
     "not_a_server_error",
     "status_code_conformance",
@@ -129,6 +138,22 @@ def answers(url: str) -> bool:
         return False
 
 
+def credentials(install: Installed) -> tuple[dict[str, str], str]:
+    """The variables that admit a caller of the render's auth mode, and its bearer value."""
+    auth = install.project / "src" / SLUG / "auth"
+    if (auth / "jwt.py").exists():
+        printed = run(
+            [install.bin / "python", "-c", MINT_SCRIPT, JWT_SECRET],
+            cwd=install.project,
+            env=install.env,
+        )
+        assert printed.returncode == 0, describe(printed)
+        return {"JWT_SECRET": JWT_SECRET}, printed.stdout.strip()
+    if (auth / "api_keys.py").exists():
+        return {"API_KEYS": API_KEY}, API_KEY
+    return {}, "none-needed"  # auth=none
+
+
 @contextmanager
 def served(install: Installed, log: Path, **env: str) -> Iterator[str]:
     """`python -m ai_service` on a free loopback port, as its README starts it."""
@@ -137,9 +162,9 @@ def served(install: Installed, log: Path, **env: str) -> Iterator[str]:
         **install.env,
         "HOST": "127.0.0.1",
         "PORT": str(port),
-        "API_KEYS": API_KEY,
         "ENVIRONMENT": "test",
         "LOG_LEVEL": "WARNING",
+        "DRAIN_DELAY_S": "0",
         **env,
     }
     with log.open("wb") as sink:
@@ -167,14 +192,14 @@ def served(install: Installed, log: Path, **env: str) -> Iterator[str]:
             process.wait()
 
 
-def schemathesis(base: str, folder: Path) -> subprocess.CompletedProcess[str]:
+def schemathesis(base: str, folder: Path, bearer: str) -> subprocess.CompletedProcess[str]:
     return run(
         [
             tool("st"),
             "run",
             f"{base}/openapi.json",
             "--header",
-            f"Authorization: Bearer {API_KEY}",
+            f"Authorization: Bearer {bearer}",
             "--checks",
             ",".join(CHECKS),
             "--phases",
@@ -205,10 +230,11 @@ def test_schemathesis_finds_nothing_in_the_served_api(
     render: tuple[str, Installed], tmp_path: Path
 ) -> None:
     name, install = render
+    admitted, bearer = credentials(install)
     with (
         services_for(name, install) as env,
-        served(install, tmp_path / "server.log", **env) as base,
+        served(install, tmp_path / "server.log", **admitted, **env) as base,
     ):
-        result = schemathesis(base, tmp_path)
+        result = schemathesis(base, tmp_path, bearer)
     assert result.returncode == 0, describe(result)
     assert "Tested:" in result.stdout, describe(result)

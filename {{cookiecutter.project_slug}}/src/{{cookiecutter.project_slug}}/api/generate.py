@@ -15,7 +15,13 @@ from ..core.errors import APIError, as_api_error, error_detail
 from ..llm.base import CompletionChunk, FinishReason, Usage
 from ..llm.service import CachePolicy, GenerationService
 from ..llm.tokens import count_tokens
-from ..schemas.errors import ERROR_RESPONSES, JSON_BODY_RESPONSES, MODEL_RESPONSES, ErrorDetail
+from ..schemas.errors import (
+    ERROR_RESPONSES,
+    JSON_BODY_RESPONSES,
+    LIMITED_RESPONSES,
+    MODEL_RESPONSES,
+    ErrorDetail,
+)
 from ..schemas.generate import (
     BatchItem,
     BatchRequest,
@@ -136,7 +142,9 @@ async def generate_stream(
     return limit.with_headers(sse_response(events, ping_interval_s=settings.sse_ping_interval_s))
 
 
-@router.post("/generate/batch", summary="Generate for many prompts in one call")
+@router.post(
+    "/generate/batch", summary="Generate for many prompts in one call", responses=LIMITED_RESPONSES
+)
 async def generate_batch(
     body: BatchRequest,
     request: Request,
@@ -187,7 +195,7 @@ async def generate_batch(
     return BatchResponse(results=list(items), succeeded=len(items) - failed, failed=failed)
 
 
-@router.post("/tokenize", summary="Count the tokens of a text")
+@router.post("/tokenize", summary="Count the tokens of a text", responses=LIMITED_RESPONSES)
 async def tokenize(body: TokenizeRequest, cpu: CPUPoolDep, limit: RateLimitDep) -> TokenizeResponse:
     await limit.admit()  # a request, no model tokens: the count is CPU work of its own
     tokens = await cpu.run(count_tokens, body.text)

@@ -6,7 +6,12 @@ from fastapi import APIRouter, Request, Response, status
 
 from ..core.errors import APIError
 from ..jobs.base import JobRequest, QueueFullError
-from ..schemas.errors import ERROR_RESPONSES, JSON_BODY_RESPONSES, error_responses
+from ..schemas.errors import (
+    ERROR_RESPONSES,
+    JSON_BODY_RESPONSES,
+    LIMITED_RESPONSES,
+    error_responses,
+)
 from ..schemas.generate import GenerateRequest, check_prompt_length
 from ..schemas.jobs import JobResponse
 from .deps import (
@@ -26,7 +31,8 @@ router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"], responses=ERROR_RESPONS
     summary="Queue a generation; poll the returned Location for its result",
     status_code=status.HTTP_202_ACCEPTED,
     responses=JSON_BODY_RESPONSES
-    | error_responses({404: "No such model", 503: "Queue full; retry after a while"}),
+    | LIMITED_RESPONSES
+    | error_responses({404: "No such model", 503: "Queue full, or the rate limiter is down"}),
 )
 async def submit_job(
     body: GenerateRequest,

@@ -38,6 +38,13 @@ ERROR_RESPONSES = error_responses(
 )
 # Routes that take a JSON body.
 JSON_BODY_RESPONSES = error_responses({415: "The body was not sent as application/json"})
+# Routes counted by the caller's rate limits (RATE_LIMIT_RPM / RATE_LIMIT_TPM).
+LIMITED_RESPONSES = error_responses(
+    {
+        429: "Over the caller's rate limit (or the model server's); see Retry-After",
+        503: "The shared rate limiter is unreachable and RATE_LIMIT_FAIL_OPEN is off",
+    }
+)
 # Routes that call the model: its failures, each with a fixed message.
 MODEL_RESPONSES = error_responses(
     {

@@ -76,7 +76,8 @@ def by_type(known: set[str], noun: str, missing: str | None = None) -> Discrimin
             kind = value.get("type", missing)
         else:
             kind = getattr(value, "type", missing)
-        return f"{kind if kind in known else 'other'} {noun}"
+        # `type` may be anything a client sent (an object, a list): only known strings count.
+        return f"{kind if isinstance(kind, str) and kind in known else 'other'} {noun}"
 
     return Discriminator(tag)
 
