@@ -23,6 +23,7 @@ from .auth.api_keys import APIKeys, attach_api_keys
 {%- endif %}
 from .core.cache import MemoryResponseCache, ResponseCache
 from .core.lifecycle import Lifecycle
+from .core.observe import Observer
 from .core.ratelimit import MemoryRateLimiter, RateLimiter
 {%- if cookiecutter.use_redis %}
 from .core.redis import attach_redis
@@ -54,6 +55,7 @@ class Services:
     cache: ResponseCache
     rate_limiter: RateLimiter = field(default_factory=MemoryRateLimiter)
     recorder: GenerationRecorder | None = None
+    observer: Observer = field(default_factory=Observer)  # metrics, tracing: see core/observe
     job_store: JobStore = field(init=False)
     response_store: ResponseStore = field(init=False)
 {%- if cookiecutter.database != "none" %}
@@ -95,11 +97,15 @@ async def open_services(settings: Settings, lifecycle: Lifecycle) -> AsyncIterat
 {%- if cookiecutter.auth == "api_key" %}
         attach_api_keys(services)  # API_KEYS{% if cookiecutter.database != "none" %} and the api_keys table{% endif %}
 {%- endif %}
-        services.models = build_registry(settings)
+        services.models = build_registry(settings, services.observer)
         stack.push_async_callback(services.models.aclose)
         lifecycle.add_check("models", services.models.readiness)
         stack.push_async_callback(services.cache.aclose)
         services.generation = GenerationService(
-            services.models, services.cache, services.recorder, cache_scope=settings.cache_scope
+            services.models,
+            services.cache,
+            services.recorder,
+            cache_scope=settings.cache_scope,
+            observer=services.observer,
         )
         yield services

@@ -24,12 +24,13 @@ from fastapi import Depends, Response
 from starlette.requests import HTTPConnection
 
 from ..core.errors import APIError
+from ..core.observe import Observer
 from ..core.ratelimit import Decision, Limit, LimiterUnavailableError, RateLimiter
 from ..llm.base import CompletionChunk, GenerationRequest
 from ..llm.tokens import count_tokens, request_tokens
 from ..services import Services
 from ..settings import Settings
-from .deps import RequestContextDep, SettingsDep
+from .deps import RequestContextDep, ServicesDep, SettingsDep
 
 ResponseT = TypeVar("ResponseT", bound=Response)
 # What responses of limited routes carry (CORS exposes them to browser clients too).
@@ -109,8 +110,10 @@ class RateLimit:
         settings: Settings,
         caller: str,
         response: Response | None = None,
+        observer: Observer | None = None,
     ) -> None:
         self.limiter = limiter
+        self.observer = observer or Observer()
         self.rpm = settings.rate_limit_rpm
         self.tpm = settings.rate_limit_tpm
         self.caller = caller
@@ -166,6 +169,9 @@ class RateLimit:
         decision = await acquire(self.limiter, limits)
         self.headers = limit_headers(dimensions, decision)
         if not decision.allowed:
+            for name, limit, level in zip(dimensions, limits, decision.levels, strict=True):
+                if level.remaining < limit.cost:
+                    self.observer.rate_limited(name)
             raise APIError(
                 429,
                 refusal(dimensions, limits, decision),
@@ -229,9 +235,13 @@ RateLimiterDep = Annotated[RateLimiter, Depends(get_rate_limiter)]
 
 
 async def rate_limit(
-    response: Response, limiter: RateLimiterDep, settings: SettingsDep, context: RequestContextDep
+    response: Response,
+    limiter: RateLimiterDep,
+    services: ServicesDep,
+    settings: SettingsDep,
+    context: RequestContextDep,
 ) -> AsyncIterator[RateLimit]:
-    limit = RateLimit(limiter, settings, context.principal, response)
+    limit = RateLimit(limiter, settings, context.principal, response, services.observer)
     try:
         yield limit
     finally:

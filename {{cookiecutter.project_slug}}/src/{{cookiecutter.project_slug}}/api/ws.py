@@ -152,7 +152,9 @@ class ChatSession:
             temperature=message.temperature,
             model=message.model or self.settings.llm_model,
         )
-        limit = RateLimit(self.limiter, self.settings, self.context.principal)
+        limit = RateLimit(
+            self.limiter, self.settings, self.context.principal, observer=self.service.observer
+        )
         try:
             await limit.admit(request)  # each prompt counts, as a request does on HTTP
         except APIError as exc:
@@ -204,5 +206,9 @@ async def chat(
     await websocket.accept(subprotocol=bearer_subprotocol(websocket))
     logger.info("websocket opened", principal=principal.id)
     context = RequestContext(principal.id, request_id_of(websocket.scope) or None)
-    await ChatSession(websocket, service, settings, context, lifecycle, limiter).run()
+    service.observer.websocket_session(opened=True)
+    try:
+        await ChatSession(websocket, service, settings, context, lifecycle, limiter).run()
+    finally:
+        service.observer.websocket_session(opened=False)
     logger.info("websocket closed", principal=principal.id)

@@ -64,6 +64,7 @@ class JobRunner:
                     job.error = {"message": "The service stopped during the job."}
                     job.finished_at = time.time()
                 await asyncio.shield(self.store.save(job))
+                self.generation.observer.job_finished("interrupted")
                 raise
             except Exception as exc:
                 job.status, job.error = "failed", job_error(exc)
@@ -75,3 +76,4 @@ class JobRunner:
                 job.status, job.result = "succeeded", result.to_dict()
             job.finished_at = time.time()
             await self.store.save(job)
+            self.generation.observer.job_finished(job.status)

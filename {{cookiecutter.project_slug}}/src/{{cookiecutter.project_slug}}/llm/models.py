@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
 from ..config.models import ModelConfig, ModelKind
+from ..core.observe import Observer
 from ..settings import Settings
 from .base import EmbeddingRequest, GenerationRequest, Provider
 from .errors import UnknownModelError, UnsupportedParameterError
@@ -111,7 +112,7 @@ def configured_models(settings: Settings) -> list[ModelConfig]:
     return models
 
 
-def build_registry(settings: Settings) -> ModelRegistry:
+def build_registry(settings: Settings, observer: Observer | None = None) -> ModelRegistry:
     """One resilient provider per upstream, shared by the models it serves."""
     upstreams: dict[tuple[str, str, str], ResilientProvider] = {}
     routes = []
@@ -129,7 +130,13 @@ def build_registry(settings: Settings) -> ModelRegistry:
         key = (provider_name, base_url if provider_name == "openai" else "", api_key)
         if key not in upstreams:
             upstreams[key] = resilient(
-                settings, provider_name, base_url, api_key, config.max_concurrency, len(upstreams)
+                settings,
+                provider_name,
+                base_url,
+                api_key,
+                config.max_concurrency,
+                len(upstreams),
+                observer or Observer(),
             )
         routes.append(
             ModelRoute(
@@ -153,6 +160,7 @@ def resilient(
     api_key: str,
     max_concurrency: int | None,
     number: int,
+    observer: Observer,
 ) -> ResilientProvider:
     """The raw provider for an upstream, wrapped in bulkhead, breaker and retries."""
     concurrency = max_concurrency or settings.llm_max_concurrency
@@ -183,4 +191,5 @@ def resilient(
             failure_rate=settings.llm_breaker_failure_rate,
             reset_timeout_s=settings.llm_breaker_reset_s,
         ),
+        observer=observer,
     )

@@ -30,6 +30,7 @@ from typing import Literal, TypeVar
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from ..core.logging import get_logger
+from ..core.observe import Observer
 from .base import (
     Completion,
     CompletionChunk,
@@ -147,8 +148,10 @@ class ResilientProvider:
         backoff_base_s: float = 0.25,
         backoff_max_s: float = 8.0,
         max_retry_after_s: float = 20.0,
+        observer: Observer | None = None,
     ) -> None:
         self.provider = provider
+        self.observer = observer or Observer()
         self.name = provider.name
         self.upstream = upstream  # a label for logs and metrics, never a secret
         self.breaker = breaker or CircuitBreaker()
@@ -226,6 +229,7 @@ class ResilientProvider:
 
     def _log_retry(self, exc: BaseException | None, attempt: int, wait_s: float) -> None:
         self.retries += 1
+        self.observer.upstream_retry(self.upstream, getattr(exc, "code", type(exc).__name__))
         logger.warning(
             "retrying upstream call",
             upstream=self.upstream,
@@ -240,6 +244,7 @@ class ResilientProvider:
             return await call()
         except ProviderError as exc:
             self._note_pause(exc)
+            self.observer.upstream_error(self.upstream, exc.code)
             raise
 
     async def _retried(self, call: Callable[[], Awaitable[T]]) -> T:

@@ -27,6 +27,7 @@ from pydantic import TypeAdapter
 from ..core.cache import ResponseCache
 from ..core.context import RequestContext
 from ..core.logging import get_logger
+from ..core.observe import ModelCall, Observer, Operation
 from .base import (
     ChatMessage,
     Completion,
@@ -77,6 +78,26 @@ def fingerprint(request: GenerationRequest, scope: str) -> str:
     return f"completion:{digest}"
 
 
+def model_call(
+    operation: Operation, request: GenerationRequest, upstream: str, *, streamed: bool = False
+) -> ModelCall:
+    return ModelCall(
+        operation,
+        request.model,
+        upstream,
+        streamed=streamed,
+        max_tokens=request.max_tokens,
+        temperature=request.temperature,
+    )
+
+
+def error_code(exc: BaseException) -> str:
+    """What a failed call reports: the error's code, `cancelled`, or its class name."""
+    if isinstance(exc, asyncio.CancelledError):
+        return "cancelled"
+    return str(getattr(exc, "code", None) or type(exc).__name__)
+
+
 class _Flight:
     __slots__ = ("task", "waiters")
 
@@ -118,11 +139,13 @@ class GenerationService:
         recorder: GenerationRecorder | None = None,
         *,
         cache_scope: CacheScope = "principal",
+        observer: Observer | None = None,
     ) -> None:
         self.models = models
         self.cache = cache
         self.recorder = recorder
         self.cache_scope = cache_scope
+        self.observer = observer or Observer()
         self._in_flight: dict[str, _Flight] = {}
 
     def route(self, request: GenerationRequest) -> tuple[ResilientProvider, GenerationRequest]:
@@ -142,11 +165,22 @@ class GenerationService:
         """The completion, and whether it came from the cache."""
         provider, upstream_request = self.route(request)
         started = time.perf_counter()
-        try:
-            completion, cached = await self._complete(provider, upstream_request, context, policy)
-        except BaseException as exc:
-            self._record(request, context, started, error=exc)
-            raise
+        call = model_call("chat", request, provider.upstream)
+        with self.observer.model_call(call):
+            try:
+                completion, cached = await self._complete(
+                    provider, upstream_request, context, policy
+                )
+            except BaseException as exc:
+                call.error = error_code(exc)
+                self._record(request, context, started, error=exc)
+                raise
+            call.usage, call.response_model, call.cached = (
+                completion.usage,
+                completion.model,
+                cached,
+            )
+            call.finish_reasons = tuple(choice.finish_reason for choice in completion.choices)
         self._record(request, context, started, completion=completion, cached=cached)
         return completion, cached
 
@@ -163,6 +197,7 @@ class GenerationService:
         key = fingerprint(request, scope)
         if not policy.refresh:
             cached = await self._read(key)
+            self.observer.cache_lookup(hit=cached is not None)
             if cached is not None:
                 return cached, True
         return await self._coalesced(key, provider, request), False
@@ -172,43 +207,64 @@ class GenerationService:
     ) -> AsyncGenerator[CompletionChunk, None]:
         """The chunks of a streamed answer (routing errors are raised here, before any)."""
         provider, upstream_request = self.route(request)
-        if self.recorder is None:
-            return provider.stream(upstream_request)
-        return self._recorded_stream(provider, upstream_request, request, context)
+        if self.recorder is None and type(self.observer) is Observer:
+            return provider.stream(upstream_request)  # nothing to note: no layer in between
+        return self._watched_stream(provider, upstream_request, request, context)
 
-    async def _recorded_stream(
+    async def _watched_stream(
         self,
         provider: ResilientProvider,
         upstream_request: GenerationRequest,
         request: GenerationRequest,
         context: RequestContext,
     ) -> AsyncGenerator[CompletionChunk, None]:
+        """The stream, noted for the log and the observers however it ends."""
         started = time.perf_counter()
+        call = model_call("chat", request, provider.upstream, streamed=True)
         pieces: list[str] = []
         usage: Usage | None = None
-        reason: FinishReason = "stop"
+        reasons: dict[int, FinishReason] = {}
         chunks = provider.stream(upstream_request)
-        try:
-            async for chunk in chunks:
-                if chunk.index == 0:
-                    pieces.append(chunk.text)
-                    reason = chunk.finish_reason or reason
-                usage = chunk.usage or usage
-                yield chunk
-        except BaseException as exc:
-            text = "".join(pieces)
-            self._record(request, context, started, error=exc, text=text, streamed=True)
-            raise
-        finally:
-            await chunks.aclose()
+        with self.observer.model_call(call):
+            try:
+                async for chunk in chunks:
+                    if call.first_token_at is None and chunk.has_output:
+                        call.first_token_at = time.perf_counter()
+                    if chunk.index == 0:
+                        pieces.append(chunk.text)
+                    if chunk.finish_reason is not None:
+                        reasons[chunk.index] = chunk.finish_reason
+                    call.response_model = chunk.model or call.response_model
+                    usage = chunk.usage or usage
+                    yield chunk
+            except BaseException as exc:
+                call.error, call.usage = error_code(exc), usage
+                text = "".join(pieces)
+                self._record(request, context, started, error=exc, text=text, streamed=True)
+                raise
+            finally:
+                await chunks.aclose()
+            call.usage = usage
+            call.finish_reasons = tuple(reasons[index] for index in sorted(reasons))
         completion = Completion.of_text(
-            "".join(pieces), finish_reason=reason, usage=usage or Usage(0, 0), model=request.model
+            "".join(pieces),
+            finish_reason=reasons.get(0, "stop"),
+            usage=usage or Usage(0, 0),
+            model=call.response_model or request.model,
         )
         self._record(request, context, started, completion=completion, streamed=True)
 
     async def embed(self, request: EmbeddingRequest, context: RequestContext) -> Embeddings:
         route = self.models.resolve(request.model, "embedding")
-        return await route.provider.embed(route.embedding_request(request))
+        call = ModelCall("embeddings", request.model, route.provider.upstream)
+        with self.observer.model_call(call):
+            try:
+                result = await route.provider.embed(route.embedding_request(request))
+            except BaseException as exc:
+                call.error = error_code(exc)
+                raise
+            call.usage, call.response_model = Usage(result.prompt_tokens, 0), result.model
+        return result
 
     def _record(
         self,
