@@ -66,6 +66,10 @@ async def issue_access_token(
     session: SessionDep,
     settings: SettingsDep,
 ) -> TokenResponse:
+    """OAuth2's password flow (a form body, as /docs' Authorize sends it): a bearer access
+    token for a user made by `create-user`, with the scopes asked for (all the user holds
+    by default). Sign-in attempts are limited per address and per username.
+    """
     try:
         signing_key(settings)  # checked first: an answer must not depend on the password
     except SecretUnsetError as exc:

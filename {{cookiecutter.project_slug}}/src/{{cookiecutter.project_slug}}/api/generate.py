@@ -81,6 +81,10 @@ async def generate(
     context: RequestContextDep,
     limit: RateLimitDep,
 ) -> GenerateResponse:
+    """One answer to a prompt. Cached (`X-Cache: HIT`) at temperature 0 or with
+    `"cache": true`; `Cache-Control: no-cache` asks for a fresh one. Counted by the caller's
+    rate limits; `model` picks one of `GET /v1/models`.
+    """
     check_prompt_length(body.prompt, settings.max_prompt_chars)
     await limit.admit(body.to_generation(settings.llm_model))
     work = answer(service, body, settings.llm_model, context, no_cache=wants_fresh(request))
@@ -133,6 +137,10 @@ async def generate_stream(
     context: RequestContextDep,
     limit: RateLimitDep,
 ) -> EventSourceResponse:
+    """The same answer as Server-Sent Events: `event: delta` with each piece of text,
+    then `event: done` with the finish reason and usage. A failure before the first piece is
+    a plain HTTP error; after it, an `event: error` ends the stream.
+    """
     check_prompt_length(body.prompt, settings.max_prompt_chars)
     generation = body.to_generation(settings.llm_model)
     await limit.admit(generation)
@@ -153,6 +161,10 @@ async def generate_batch(
     context: RequestContextDep,
     limit: RateLimitDep,
 ) -> BatchResponse:
+    """Many prompts in one call, run with bounded concurrency (BATCH_CONCURRENCY, at
+    most BATCH_MAX_ITEMS). Each item gets its result or its own error; one failing item does
+    not fail the others.
+    """
     if len(body.requests) > settings.batch_max_items:
         raise APIError(
             422,
@@ -197,6 +209,9 @@ async def generate_batch(
 
 @router.post("/tokenize", summary="Count the tokens of a text", responses=LIMITED_RESPONSES)
 async def tokenize(body: TokenizeRequest, cpu: CPUPoolDep, limit: RateLimitDep) -> TokenizeResponse:
+    """The token count of a text, as the rate limits estimate it (large texts are
+    counted off the event loop, in the process pool).
+    """
     await limit.admit()  # a request, no model tokens: the count is CPU work of its own
     tokens = await cpu.run(count_tokens, body.text)
     return TokenizeResponse(tokens=tokens, characters=len(body.text))

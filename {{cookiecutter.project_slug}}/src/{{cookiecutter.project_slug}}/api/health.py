@@ -18,11 +18,17 @@ NOT_READY: dict[int | str, dict[str, Any]] = {
 
 @router.get("/live", summary="Liveness: the process is up")
 async def live() -> Liveness:
+    """200 while the process runs: for liveness probes (it never checks dependencies)."""
     return Liveness()
 
 
 @router.get("/ready", summary="Readiness: dependencies answer", responses=NOT_READY)
 async def ready(lifecycle: LifecycleDep, response: Response) -> Readiness:
+    """Whether this process should get traffic: 200 when every dependency answers, 503
+    otherwise and from the moment it starts draining (SIGTERM). Each check says only `ok`,
+    `unavailable` or `draining` (the reasons go to the log); results are cached for about a
+    second.
+    """
     is_ready, checks = await lifecycle.readiness()
     if not is_ready:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
@@ -33,6 +39,7 @@ async def ready(lifecycle: LifecycleDep, response: Response) -> Readiness:
 async def summary(
     lifecycle: LifecycleDep, settings: SettingsDep, response: Response
 ) -> HealthSummary:
+    """Readiness with the version, environment and uptime: for people and dashboards."""
     is_ready, checks = await lifecycle.readiness()
     if not is_ready:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE

@@ -29,6 +29,10 @@ async def list_generations(
         str | None, Query(description="`next_cursor` of the previous page; omit for the first.")
     ] = None,
 ) -> GenerationPage:
+    """The caller's own generation log, newest first: model, status, tokens, latency,
+    cached, streamed (prompt and completion text only with STORE_PROMPTS=true). Pass
+    `next_cursor` back as `cursor` for the next page.
+    """
     try:
         rows, next_cursor = await generation_page(session, principal.id, limit=limit, cursor=cursor)
     except InvalidCursorError as exc:

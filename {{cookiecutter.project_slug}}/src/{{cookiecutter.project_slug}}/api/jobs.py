@@ -44,6 +44,9 @@ async def submit_job(
     context: RequestContextDep,
     limit: RateLimitDep,
 ) -> JobResponse:
+    """Queue a generation and answer at once: 202 with the job and `Location` to poll.
+    A full or unreachable queue answers 503 with `Retry-After`; an accepted job is not lost.
+    """
     check_prompt_length(body.prompt, settings.max_prompt_chars)
     asked = JobRequest(body.to_generation(settings.llm_model), body.cache, context.request_id)
     service.route(asked.generation)  # an unknown model is refused now, not when the job runs
@@ -68,6 +71,9 @@ async def submit_job(
     responses=error_responses({404: "No such job (or not yours)"}),
 )
 async def get_job(job_id: str, jobs: JobQueueDep, principal: PrincipalDep) -> JobResponse:
+    """The job's status (`queued`, `running`, `succeeded`, `failed`) and, once finished,
+    its result or error. Only its owner sees it.
+    """
     job = await jobs.get(job_id)
     if job is None or job.owner != principal.id:  # others' jobs do not exist for you
         raise APIError(404, f"No job with id '{job_id}'.", code="job_not_found", param="job_id")

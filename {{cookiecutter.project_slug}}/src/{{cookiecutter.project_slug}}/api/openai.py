@@ -228,6 +228,7 @@ async def run(
 
 @router.get("/models", summary="List the models this service serves")
 async def list_models(service: GenerationServiceDep, _: PrincipalDep) -> ModelList:
+    """The chat and embedding models this service serves (their aliases are accepted too)."""
     return ModelList(
         data=[
             Model(id=route.name, created=route.created, owned_by=route.owned_by)
@@ -241,6 +242,7 @@ async def list_models(service: GenerationServiceDep, _: PrincipalDep) -> ModelLi
     summary="One model (by its name or an alias)",
 )
 async def get_model(model_id: str, service: GenerationServiceDep, _: PrincipalDep) -> Model:
+    """One model, by its name or an alias; an unknown one is 404 `model_not_found`."""
     route = service.models.find(model_id)
     if route is None:
         raise APIError(
@@ -298,6 +300,9 @@ async def completions(
     context: RequestContextDep,
     limit: RateLimitDep,
 ) -> TextCompletion | EventSourceResponse:
+    """OpenAI's legacy Completions API: a prompt, continued (`echo`, `n`, `stop`,
+    `logprobs` as the model allows). Streamed as `text_completion` events when `stream` is true.
+    """
     check_prompt_length(body.prompt_text, settings.max_prompt_chars)
     generation = body.to_generation()
     completion_id, created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
@@ -325,6 +330,9 @@ async def embeddings(
     context: RequestContextDep,
     limit: RateLimitDep,
 ) -> EmbeddingList:
+    """Vectors for one or many texts (or token-id lists), as floats or, with
+    `encoding_format: base64`, little-endian float32 in base64; `dimensions` shortens them.
+    """
     inputs = body.inputs()
     texts = [item for item in inputs if isinstance(item, str)]
     for text in texts:

@@ -541,6 +541,9 @@ async def get_response(
     context: RequestContextDep,
     stream: bool = False,
 ) -> ResponseObject:
+    """A stored response (the caller's own), with its output; a background one shows
+    its progress.
+    """
     if stream:
         raise APIError(
             400,
@@ -563,6 +566,7 @@ async def delete_response(
     context: RequestContextDep,
     background: BackgroundDep,
 ) -> DeletedResponse:
+    """Forget a stored response (the caller's own); it can no longer be continued."""
     store = services.response_store
     await owned(store, response_id, context)
     await store.delete(response_id)
@@ -581,6 +585,7 @@ async def cancel_response(
     context: RequestContextDep,
     background: BackgroundDep,
 ) -> ResponseObject:
+    """Stop a background response that is still queued or running; others are 400."""
     store = services.response_store
     record = await owned(store, response_id, context)
     if not record.background:

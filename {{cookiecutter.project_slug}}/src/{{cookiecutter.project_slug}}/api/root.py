@@ -10,6 +10,7 @@ router = APIRouter(tags=["meta"])
 
 @router.get("/", summary="Service name, version and documentation links")
 async def root(request: Request) -> RootInfo:
+    """Where to start: the service's name and version, and links to its documentation."""
     app = request.app
     return RootInfo(
         name=PROJECT_NAME,

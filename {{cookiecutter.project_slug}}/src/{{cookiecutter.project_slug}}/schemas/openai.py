@@ -471,6 +471,32 @@ class ChatChoice(BaseModel):
 
 
 class ChatCompletion(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "chatcmpl-3f2b6c1d9a8e4f7b",
+                    "object": "chat.completion",
+                    "created": 1764590400,
+                    "model": "fake-model",
+                    "choices": [
+                        {
+                            "index": 0,
+                            "message": {
+                                "role": "assistant",
+                                "content": "FastAPI is a web framework.",
+                            },
+                            "finish_reason": "stop",
+                            "logprobs": None,
+                        }
+                    ],
+                    "usage": {"prompt_tokens": 12, "completion_tokens": 7, "total_tokens": 19},
+                    "system_fingerprint": None,
+                }
+            ]
+        }
+    )
+
     id: str
     object: Literal["chat.completion"] = "chat.completion"
     created: int
@@ -611,6 +637,19 @@ class Model(BaseModel):
 
 
 class ModelList(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "object": "list",
+                    "data": [
+                        {"id": "fake-model", "object": "model", "created": 0, "owned_by": "system"}
+                    ],
+                }
+            ]
+        }
+    )
+
     object: Literal["list"] = "list"
     data: list[Model]
 
@@ -667,6 +706,19 @@ class EmbeddingUsage(BaseModel):
 
 
 class EmbeddingList(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "object": "list",
+                    "data": [{"object": "embedding", "index": 0, "embedding": [0.12, -0.08, 0.31]}],
+                    "model": "fake-embedding",
+                    "usage": {"prompt_tokens": 2, "total_tokens": 2},
+                }
+            ]
+        }
+    )
+
     object: Literal["list"] = "list"
     data: list[EmbeddingItem]
     model: str
