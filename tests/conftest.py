@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from tests.installs import RUNNING_PYTHON, Installed, fresh_install
-from tests.support import REPO, option_values
+from tests.installs import Installed, fresh_install
+from tests.support import REPO, answer_key, choice_options, covering_rows, option_values
 
 
 @pytest.hookimpl(trylast=True)
@@ -68,28 +68,35 @@ def shared_tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
 
 
-# Renders whose own test suites run, each in a fresh venv, against the real PostgreSQL
-# and Redis of the machine (DATABASE_URL / REDIS_URL, which .ci/run exports).
-# Each auth value is among them: api_key (default, sqlite+redis), jwt (all-on), none (all-off).
-INSTALL_SETS: dict[str, dict[str, str]] = {
-    "default": {},
-    "all-on": {"database": "postgresql", "use_redis": "yes", "use_websocket": "yes", "auth": "jwt"},
-    "all-off": {
-        "database": "none",
-        "use_redis": "no",
-        "use_websocket": "no",
-        "auth": "none",
-        "use_kubernetes": "no",
-    },
-    "sqlite+redis": {"database": "sqlite", "use_redis": "yes", "use_websocket": "no"},
-}
+def everything(on: bool) -> dict[str, Any]:
+    """Every module on (PostgreSQL, JWT, ...) or off: two ends of the option space."""
+    answers: dict[str, Any] = {
+        option: on for option in choice_options() if isinstance(option_values(option)[0], bool)
+    }
+    if on:
+        return {**answers, "database": "postgresql", "auth": "jwt"}
+    return {**answers, "database": "none", "auth": "none"}
+
+
+def install_sets() -> dict[str, dict[str, str]]:
+    """Renders whose own test suites run, each in a fresh venv with its own Python, against
+    the real PostgreSQL and Redis of the machine (DATABASE_URL / REDIS_URL, which .ci/run
+    exports): the default, everything on, everything off, then as many more as it takes
+    to hold every pair of values of any two options (computed, not picked by hand)."""
+    seeds = {"default": {}, "all-on": everything(on=True), "all-off": everything(on=False)}
+    rows = covering_rows(choice_options(), seeds=list(seeds.values()))
+    names = [*seeds, *(f"pairwise-{n}" for n in range(1, len(rows) - len(seeds) + 1))]
+    return {
+        name: {option: answer_key(option, value).partition("=")[2] for option, value in row.items()}
+        for name, row in zip(names, rows, strict=True)
+    }
+
+
+INSTALL_SETS = install_sets()
 
 
 def install_answers(name: str) -> dict[str, str]:
-    answers = dict(INSTALL_SETS[name])
-    if RUNNING_PYTHON in option_values("python_version"):
-        answers["python_version"] = RUNNING_PYTHON
-    return answers
+    return dict(INSTALL_SETS[name])
 
 
 @pytest.fixture(scope="session", params=list(INSTALL_SETS))

@@ -12,18 +12,35 @@ import fcntl
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.support import REPO, child_env, describe, run, timed, tool
+from tests.support import REPO, child_env, describe, option_values, run, timed, tool
 
-# The render uses the running interpreter's Python version, not the 3.12 default: uv may
-# not download an interpreter here (UV_PYTHON_DOWNLOADS=never), and this machine's pyenv
-# exposes only 3.11 on PATH (3.12 and 3.13 are installed but not selected).
 RUNNING_PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
+
+
+def interpreter(version: str) -> str | None:
+    """A Python `version` (major.minor) on this machine: the running one, `pythonX.Y` on
+    PATH, or pyenv's. uv may not download one (UV_PYTHON_DOWNLOADS=never). On this kind of
+    machine pyenv holds 3.12 and 3.13 beside the running 3.11, though its shims are not
+    selected."""
+    if version == RUNNING_PYTHON:
+        return sys.executable
+    candidates = [shutil.which(f"python{version}")]
+    root = os.environ.get("PYENV_ROOT") or str(Path.home() / ".pyenv")
+    candidates += sorted(
+        (str(path) for path in Path(root, "versions").glob(f"{version}.*/bin/python3")),
+        reverse=True,
+    )
+    for candidate in candidates:
+        if candidate and run([candidate, "-c", "import sys"], timeout=30).returncode == 0:
+            return candidate
+    return None
 
 
 @dataclass
@@ -46,8 +63,12 @@ def _build(folder: Path, answers: Mapping[str, str]) -> tuple[Path, dict[str, fl
     if rendered.returncode != 0:
         raise AssertionError(describe(rendered))
     (project,) = [path for path in folder.iterdir() if path.is_dir()]
+    python_version = answers.get("python_version") or option_values("python_version")[0]
+    found = interpreter(python_version)
+    if found is None:
+        raise AssertionError(f"no Python {python_version} on this machine for {dict(answers)}")
     venv, timings["uv venv"] = timed(
-        lambda: run([tool("uv"), "venv", "--python", sys.executable, ".venv"], cwd=project)
+        lambda: run([tool("uv"), "venv", "--python", found, ".venv"], cwd=project)
     )
     if venv.returncode != 0:
         raise AssertionError(describe(venv))

@@ -7,6 +7,7 @@ import hashlib
 import itertools
 import json
 import os
+import random
 import re
 import subprocess
 import sys
@@ -26,10 +27,9 @@ COOKIECUTTER_JSON: dict[str, Any] = json.loads(
     (REPO / "cookiecutter.json").read_text(encoding="utf-8")
 )
 
-# Options rendered as a full product (the modules the hooks toggle); the others are
-# covered pairwise across those renders (see PAIRWISE_OPTIONS in test_renders.py).
+# Options rendered as a full product (the modules the hooks toggle); every other choice
+# option is covered pairwise across those renders (`covering_rows`).
 FULL_PRODUCT_OPTIONS = ("database", "use_redis", "use_websocket", "auth")
-PAIRWISE_OPTIONS = ("python_version", "ci")
 # Answers the pre-gen hook refuses (tests/test_hooks.py checks it does): never rendered.
 IMPOSSIBLE: tuple[dict[str, Any], ...] = ({"auth": "jwt", "database": "none"},)
 
@@ -155,6 +155,101 @@ def possible(answers: Mapping[str, Any]) -> bool:
         all(answers.get(option) == value for option, value in refused.items())
         for refused in IMPOSSIBLE
     )
+
+
+Pair = tuple[tuple[str, Any], tuple[str, Any]]
+
+
+def pairs_of(row: Mapping[str, Any], options: Sequence[str]) -> set[Pair]:
+    """The value pairs a (partial) row covers, over `options`."""
+    named = [(option, row[option]) for option in options if option in row]
+    return {(a, b) for a, b in itertools.combinations(named, 2)}
+
+
+def all_pairs(options: Sequence[str]) -> set[Pair]:
+    """Every pair of values of two options that some accepted render can hold."""
+    found = set()
+    for a, b in itertools.combinations(options, 2):
+        for va, vb in itertools.product(option_values(a), option_values(b)):
+            if possible({a: va, b: vb}):
+                found.add(((a, va), (b, vb)))
+    return found
+
+
+def complete_row(
+    row: dict[str, Any], options: Sequence[str], uncovered: set[Pair]
+) -> dict[str, Any]:
+    """Fill the options `row` lacks, each with the value that covers most uncovered pairs
+    (ties: the option's default), never an answer set the hooks refuse."""
+    row = dict(row)
+    # The options with the most pairs still to cover first: they constrain the rest most.
+    order = sorted(
+        (option for option in options if option not in row),
+        key=lambda option: -sum(option in (a[0], b[0]) for a, b in uncovered),
+    )
+    for option in order:
+        best, best_gain = None, -1
+        for value in option_values(option):
+            trial = {**row, option: value}
+            if not possible(trial):
+                continue
+            gain = len(pairs_of(trial, options) & uncovered) - len(
+                pairs_of(row, options) & uncovered
+            )
+            if gain > best_gain:
+                best, best_gain = value, gain
+        row[option] = best
+    return row
+
+
+def covering_rows(
+    options: Sequence[str],
+    *,
+    bases: Sequence[Mapping[str, Any]] = (),
+    seeds: Sequence[Mapping[str, Any]] = (),
+    tries: int = 30,
+) -> list[dict[str, Any]]:
+    """Answer sets that hold every value pair of `options` at least once (pairwise).
+
+    `seeds` come first (an empty seed is the default render; options a seed leaves out
+    are chosen greedily); each of `bases` then becomes one row the same way; then rows
+    are added, each an accepted render covering the most pairs still uncovered (ties
+    broken at random), until none is left. The shortest of `tries` such runs wins; the
+    random choices are seeded, so the same options always give the same rows.
+    """
+    every = [
+        dict(zip(options, values, strict=True))
+        for values in itertools.product(*(option_values(option) for option in options))
+    ]
+    candidates = [(row, frozenset(pairs_of(row, options))) for row in every if possible(row)]
+    shuffle = random.Random(20261201)  # noqa: S311 - reproducible tie-breaking, not secrets
+    runs = (covering_run(options, candidates, bases, seeds, shuffle) for _ in range(tries))
+    return min(runs, key=len)
+
+
+def covering_run(
+    options: Sequence[str],
+    candidates: Sequence[tuple[dict[str, Any], frozenset[Pair]]],
+    bases: Sequence[Mapping[str, Any]],
+    seeds: Sequence[Mapping[str, Any]],
+    shuffle: random.Random,
+) -> list[dict[str, Any]]:
+    """One greedy run of `covering_rows`."""
+    uncovered = all_pairs(options)
+    firsts = [
+        dict(seed) if seed else {option: option_values(option)[0] for option in options}
+        for seed in seeds
+    ] + [dict(base) for base in bases]
+    rows: list[dict[str, Any]] = []
+    for first in firsts:
+        rows.append(complete_row(first, options, uncovered))
+        uncovered -= pairs_of(rows[-1], options)
+    while uncovered:
+        most = max(len(pairs & uncovered) for _, pairs in candidates)
+        tied = [row for row, pairs in candidates if len(pairs & uncovered) == most]
+        rows.append(dict(shuffle.choice(tied)))
+        uncovered -= pairs_of(rows[-1], options)
+    return rows
 
 
 def combinations() -> list[dict[str, Any]]:

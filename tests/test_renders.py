@@ -22,12 +22,16 @@ import yaml
 
 from tests.support import (
     FULL_PRODUCT_OPTIONS,
-    PAIRWISE_OPTIONS,
+    all_pairs,
+    choice_options,
     combinations,
     combo_id,
+    covering_rows,
     describe,
     load_workflow,
     option_values,
+    pairs_of,
+    parse_clause,
     possible,
     project_files,
     run,
@@ -38,13 +42,9 @@ from tests.support import (
 
 
 def pairwise_matrix() -> list[dict[str, Any]]:
-    """Every module combination once; python_version x ci pairs cycle across them, so
-    each pair of those values is rendered at least once (32 renders >= 9 pairs)."""
-    pairs = list(itertools.product(*(option_values(name) for name in PAIRWISE_OPTIONS)))
-    return [
-        {**combo, **dict(zip(PAIRWISE_OPTIONS, pairs[index % len(pairs)], strict=True))}
-        for index, combo in enumerate(combinations())
-    ]
+    """Every module combination once, the other options chosen so that every pair of
+    values of any two options is rendered at least once (`covering_rows`)."""
+    return covering_rows(choice_options(), bases=combinations())
 
 
 MATRIX: list[dict[str, Any]] = pairwise_matrix()
@@ -495,6 +495,21 @@ def test_matrix_is_the_full_product_of_the_modules() -> None:
     every = [dict(zip(FULL_PRODUCT_OPTIONS, values, strict=True)) for values in product]
     assert len(modules) == len([combo for combo in every if possible(combo)]) < len(every)
     assert len(IDS) == len(set(IDS))
-    rendered_pairs = {tuple(combo[name] for name in PAIRWISE_OPTIONS) for combo in MATRIX}
-    all_pairs = set(itertools.product(*(option_values(name) for name in PAIRWISE_OPTIONS)))
-    assert rendered_pairs == all_pairs
+    rendered = set().union(*(pairs_of(combo, choice_options()) for combo in MATRIX))
+    assert rendered == all_pairs(choice_options())
+
+
+def test_the_installed_renders_cover_every_pair_and_every_python() -> None:
+    """The renders whose own suites run (tests/conftest.py INSTALL_SETS) hold every pair
+    of values of any two options, so each Python version's suite runs at least once."""
+    from tests.conftest import INSTALL_SETS
+
+    rows = [
+        {option: parse_clause(f"{option}={value}")[1][0] for option, value in answers.items()}
+        for answers in INSTALL_SETS.values()
+    ]
+    assert all(possible(row) for row in rows)
+    assert set().union(*(pairs_of(row, choice_options()) for row in rows)) == all_pairs(
+        choice_options()
+    )
+    assert {row["python_version"] for row in rows} == set(option_values("python_version"))
