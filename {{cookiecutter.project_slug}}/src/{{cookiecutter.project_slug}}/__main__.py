@@ -35,7 +35,7 @@ def serve(args: argparse.Namespace) -> int:
         workers=args.workers or settings.workers,
         reload=args.reload,
         log_config=None,  # logging is configured by the app, as JSON
-        access_log=False,  # replaced by AccessLogMiddleware
+        access_log=False,  # the edge middleware writes one line per request
         proxy_headers=True,
         forwarded_allow_ips=list(settings.forwarded_allow_ips),  # others' headers are ignored
         # The app has already waited for its in-flight work (DRAIN_TIMEOUT_S): this bounds

@@ -15,6 +15,7 @@ from . import DESCRIPTION, PROJECT_NAME, __version__
 {%- if cookiecutter.use_websocket %}{% set routers = routers + ["ws"] %}{% endif %}
 {%- if cookiecutter.auth == "jwt" %}{% set routers = routers + ["auth"] %}{% endif %}
 from .api import {{ routers | sort | join(", ") }}
+from .api.deps import SECURITY
 from .api.limits import LIMIT_HEADERS
 from .core.cpu import CPUPool
 from .core.errors import install_error_handlers
@@ -29,13 +30,9 @@ from .jobs.redis_queue import open_job_queue
 {%- else %}
 from .jobs.memory import open_job_queue
 {%- endif %}
-from .middleware.access_log import AccessLogMiddleware
-from .middleware.body_limit import BodyLimitMiddleware
-from .middleware.draining import DrainMiddleware
-from .middleware.errors import UnhandledErrorMiddleware
+from .middleware.edge import EdgeMiddleware
 from .middleware.https_redirect import HTTPSRedirectMiddleware
-from .middleware.request_id import REQUEST_ID_HEADER, RequestIdMiddleware
-from .middleware.security_headers import SecurityHeadersMiddleware
+from .middleware.request_id import REQUEST_ID_HEADER
 from .middleware.trusted_hosts import TrustedHostMiddleware
 from .responses.background import open_background_responses
 from .services import open_services
@@ -82,7 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
 
     install_error_handlers(app)
-    install_openapi(app)
+    install_openapi(app, SECURITY)
     app.include_router(root.router)
     app.include_router(health.router)
     app.include_router(generate.router)
@@ -101,9 +98,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 {%- endif %}
 
     # add_middleware wraps: the last one added runs first on the way in.
-    app.add_middleware(UnhandledErrorMiddleware)
-    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
-    app.add_middleware(SecurityHeadersMiddleware, hsts=settings.force_https)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -128,9 +122,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(HTTPSRedirectMiddleware)
     if settings.trusted_hosts:  # checked before any redirect names the host
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.trusted_hosts)
-    app.add_middleware(DrainMiddleware, lifecycle=app.state.lifecycle)
-    app.add_middleware(AccessLogMiddleware)
-    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(
+        EdgeMiddleware,
+        lifecycle=app.state.lifecycle,
+        max_body_bytes=settings.max_body_bytes,
+        hsts=settings.force_https,
+    )
     return app
 
 

@@ -16,9 +16,10 @@ from ..core.ratelimit import Limit
 from ..db.deps import SessionDep
 from ..schemas.auth import TokenResponse
 from ..schemas.errors import ERROR_RESPONSES
+from ..services import Services
 from ..settings import Settings
 from .deps import SettingsDep
-from .limits import acquire, duration, get_rate_limiter, retry_after
+from .limits import acquire, duration, retry_after
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
@@ -38,7 +39,8 @@ async def admit_login(connection: HTTPConnection, username: str) -> None:
         Limit(f"login:ip:{address}", per_minute, 1),
         Limit(f"login:user:{user}", per_minute, 1),
     ]
-    decision = await acquire(await get_rate_limiter(connection), limits)
+    limiter = cast(Services, connection.state.services).rate_limiter
+    decision = await acquire(limiter, limits)
     if not decision.allowed:
         raise APIError(
             429,

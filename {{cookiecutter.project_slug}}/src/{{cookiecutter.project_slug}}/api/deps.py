@@ -3,30 +3,39 @@
 Every dependency is `async def`: FastAPI runs plain `def` dependencies in a thread
 pool, a round trip that would cost each request more than the work itself.
 `HTTPConnection` makes them serve HTTP and WebSocket routes alike.
+
+FastAPI solves every dependency of a route on each request, and a sub-dependency or a
+`yield` costs more than most of them do. So the routes that reach the model take one,
+`call: ModelCallDep`: the settings, the services, the caller and its rate limits in
+one plain function, whose limits are settled once the response has been sent.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, cast
 
-from fastapi import Depends
+from fastapi import Depends, Request, Response
 from starlette.requests import HTTPConnection
 {% if cookiecutter.auth == "api_key" %}
-from ..auth.api_keys import authenticate
+from ..auth.api_keys import SECURITY_SCHEMES, authenticate
 {%- elif cookiecutter.auth == "jwt" %}
-from ..auth.jwt import authenticate
+from ..auth.jwt import SECURITY_SCHEMES, authenticate
 {%- else %}
-from ..auth.none import authenticate
+from ..auth.none import SECURITY_SCHEMES, authenticate
 {%- endif %}
 from ..auth.principal import Principal
 from ..core.context import RequestContext
 from ..core.cpu import CPUPool
 from ..core.lifecycle import Lifecycle
+from ..core.openapi import Security
 from ..jobs.base import JobQueue
 from ..llm.service import GenerationService
+from ..middleware.edge import after_response
 from ..middleware.request_id import request_id_of
 from ..services import Services
 from ..settings import Settings
+from .limits import RateLimit
 
 
 async def get_settings(connection: HTTPConnection) -> Settings:
@@ -74,3 +83,33 @@ async def get_request_context(
 
 
 RequestContextDep = Annotated[RequestContext, Depends(get_request_context)]
+
+
+@dataclass(frozen=True, slots=True)
+class ModelCall:
+    """What a route that reaches the model works with."""
+
+    settings: Settings
+    services: Services
+    context: RequestContext
+    limit: RateLimit
+
+    @property
+    def service(self) -> GenerationService:
+        return self.services.generation
+
+
+async def model_call(request: Request, response: Response) -> ModelCall:
+    settings = cast(Settings, request.app.state.settings)
+    services = cast(Services, request.state.services)
+    principal = await authenticate(request)
+    context = RequestContext(principal.id, request_id_of(request.scope) or None)
+    limit = RateLimit(services.rate_limiter, settings, principal.id, response, services.observer)
+    after_response(request.scope, limit.settle)  # a stream has ended by then
+    return ModelCall(settings, services, context, limit)
+
+
+ModelCallDep = Annotated[ModelCall, Depends(model_call)]
+
+# What /docs shows on the operations that depend on either.
+SECURITY = Security(SECURITY_SCHEMES, (authenticate, model_call))

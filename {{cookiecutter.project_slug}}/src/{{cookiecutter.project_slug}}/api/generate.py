@@ -34,13 +34,7 @@ from ..schemas.generate import (
     UsageInfo,
     check_prompt_length,
 )
-from .deps import (
-    CPUPoolDep,
-    GenerationServiceDep,
-    RequestContextDep,
-    SettingsDep,
-)
-from .limits import RateLimitDep
+from .deps import CPUPoolDep, ModelCallDep
 from .streaming import (
     SSE_RESPONSES,
     cancel_on_disconnect,
@@ -73,23 +67,20 @@ async def answer(
 
 @router.post("/generate", summary="Generate text from a prompt", responses=MODEL_RESPONSES)
 async def generate(
-    body: GenerateRequest,
-    request: Request,
-    response: Response,
-    service: GenerationServiceDep,
-    settings: SettingsDep,
-    context: RequestContextDep,
-    limit: RateLimitDep,
+    body: GenerateRequest, request: Request, response: Response, call: ModelCallDep
 ) -> GenerateResponse:
     """One answer to a prompt. Cached (`X-Cache: HIT`) at temperature 0 or with
     `"cache": true`; `Cache-Control: no-cache` asks for a fresh one. Counted by the caller's
     rate limits; `model` picks one of `GET /v1/models`.
     """
+    settings = call.settings
     check_prompt_length(body.prompt, settings.max_prompt_chars)
-    await limit.admit(body.to_generation(settings.llm_model))
-    work = answer(service, body, settings.llm_model, context, no_cache=wants_fresh(request))
+    await call.limit.admit(body.to_generation(settings.llm_model))
+    work = answer(
+        call.service, body, settings.llm_model, call.context, no_cache=wants_fresh(request)
+    )
     result = await cancel_on_disconnect(request, work)
-    limit.used(result.usage, cached=result.cached)
+    call.limit.used(result.usage, cached=result.cached)
     response.headers["X-Cache"] = "HIT" if result.cached else "MISS"
     return result
 
@@ -130,21 +121,17 @@ class NativeStream:
     responses=SSE_RESPONSES | MODEL_RESPONSES,
 )
 async def generate_stream(
-    body: GenerateRequest,
-    request: Request,
-    service: GenerationServiceDep,
-    settings: SettingsDep,
-    context: RequestContextDep,
-    limit: RateLimitDep,
+    body: GenerateRequest, request: Request, call: ModelCallDep
 ) -> EventSourceResponse:
     """The same answer as Server-Sent Events: `event: delta` with each piece of text,
     then `event: done` with the finish reason and usage. A failure before the first piece is
     a plain HTTP error; after it, an `event: error` ends the stream.
     """
+    settings, limit = call.settings, call.limit
     check_prompt_length(body.prompt, settings.max_prompt_chars)
     generation = body.to_generation(settings.llm_model)
     await limit.admit(generation)
-    chunks = limit.metered(service.stream(generation, context))
+    chunks = limit.metered(call.service.stream(generation, call.context))
     first = await open_stream(request, chunks)
     events = stream_events(first, chunks, NativeStream(f"gen-{uuid.uuid4().hex}", generation.model))
     return limit.with_headers(sse_response(events, ping_interval_s=settings.sse_ping_interval_s))
@@ -153,18 +140,12 @@ async def generate_stream(
 @router.post(
     "/generate/batch", summary="Generate for many prompts in one call", responses=LIMITED_RESPONSES
 )
-async def generate_batch(
-    body: BatchRequest,
-    request: Request,
-    service: GenerationServiceDep,
-    settings: SettingsDep,
-    context: RequestContextDep,
-    limit: RateLimitDep,
-) -> BatchResponse:
+async def generate_batch(body: BatchRequest, request: Request, call: ModelCallDep) -> BatchResponse:
     """Many prompts in one call, run with bounded concurrency (BATCH_CONCURRENCY, at
     most BATCH_MAX_ITEMS). Each item gets its result or its own error; one failing item does
     not fail the others.
     """
+    settings, limit = call.settings, call.limit
     if len(body.requests) > settings.batch_max_items:
         raise APIError(
             422,
@@ -182,7 +163,7 @@ async def generate_batch(
     async def run(index: int, item: GenerateRequest) -> BatchItem:
         async with slots:
             try:
-                result = await answer(service, item, settings.llm_model, context)
+                result = await answer(call.service, item, settings.llm_model, call.context)
             except Exception as exc:
                 error = as_api_error(exc)
                 if error is None:
@@ -208,10 +189,10 @@ async def generate_batch(
 
 
 @router.post("/tokenize", summary="Count the tokens of a text", responses=LIMITED_RESPONSES)
-async def tokenize(body: TokenizeRequest, cpu: CPUPoolDep, limit: RateLimitDep) -> TokenizeResponse:
+async def tokenize(body: TokenizeRequest, cpu: CPUPoolDep, call: ModelCallDep) -> TokenizeResponse:
     """The token count of a text, as the rate limits estimate it (large texts are
     counted off the event loop, in the process pool).
     """
-    await limit.admit()  # a request, no model tokens: the count is CPU work of its own
+    await call.limit.admit()  # a request, no model tokens: the count is CPU work of its own
     tokens = await cpu.run(count_tokens, body.text)
     return TokenizeResponse(tokens=tokens, characters=len(body.text))

@@ -14,14 +14,7 @@ from ..schemas.errors import (
 )
 from ..schemas.generate import GenerateRequest, check_prompt_length
 from ..schemas.jobs import JobResponse
-from .deps import (
-    GenerationServiceDep,
-    JobQueueDep,
-    PrincipalDep,
-    RequestContextDep,
-    SettingsDep,
-)
-from .limits import RateLimitDep
+from .deps import JobQueueDep, ModelCallDep, PrincipalDep
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"], responses=ERROR_RESPONSES)
 
@@ -39,17 +32,15 @@ async def submit_job(
     request: Request,
     response: Response,
     jobs: JobQueueDep,
-    service: GenerationServiceDep,
-    settings: SettingsDep,
-    context: RequestContextDep,
-    limit: RateLimitDep,
+    call: ModelCallDep,
 ) -> JobResponse:
     """Queue a generation and answer at once: 202 with the job and `Location` to poll.
     A full or unreachable queue answers 503 with `Retry-After`; an accepted job is not lost.
     """
+    settings, context, limit = call.settings, call.context, call.limit
     check_prompt_length(body.prompt, settings.max_prompt_chars)
     asked = JobRequest(body.to_generation(settings.llm_model), body.cache, context.request_id)
-    service.route(asked.generation)  # an unknown model is refused now, not when the job runs
+    call.service.route(asked.generation)  # an unknown model is refused now, not at its run
     await limit.admit(asked.generation)
     try:
         job = await jobs.submit(context.principal, asked.to_dict())

@@ -9,28 +9,25 @@ delivered; a cached answer, or one that failed before any output, uses none.
 Responses carry OpenAI's `x-ratelimit-*` headers; a refusal is 429 with `Retry-After`,
 which the official SDKs wait for before they retry.
 
-A route takes `limit: RateLimitDep`, calls `await limit.admit(generation)` before the
-model and `limit.used(usage)` after it (a stream: `limit.metered(chunks)`); the
-dependency settles when the response has been sent.
+A route gets its `RateLimit` from `ModelCallDep` (`api/calls.py`), calls
+`await limit.admit(generation)` before the model and `limit.used(usage)` after it (a
+stream: `limit.metered(chunks)`); the dependency settles when the response has been sent.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
-from typing import Annotated, Protocol, TypeVar, cast
+from collections.abc import AsyncGenerator, Sequence
+from typing import Protocol, TypeVar
 
-from fastapi import Depends, Response
-from starlette.requests import HTTPConnection
+from fastapi import Response
 
 from ..core.errors import APIError
 from ..core.observe import Observer
 from ..core.ratelimit import Decision, Limit, LimiterUnavailableError, RateLimiter
 from ..llm.base import CompletionChunk, GenerationRequest
 from ..llm.tokens import count_tokens, request_tokens
-from ..services import Services
 from ..settings import Settings
-from .deps import RequestContextDep, ServicesDep, SettingsDep
 
 ResponseT = TypeVar("ResponseT", bound=Response)
 # What responses of limited routes carry (CORS exposes them to browser clients too).
@@ -225,27 +222,3 @@ class RateLimit:
             used += self._prompt + count_tokens("".join(self._streamed))
         if used != reserved:
             await self.limiter.adjust(Limit(f"{self.caller}:tokens", self.tpm, used - reserved))
-
-
-async def get_rate_limiter(connection: HTTPConnection) -> RateLimiter:
-    return cast(Services, connection.state.services).rate_limiter
-
-
-RateLimiterDep = Annotated[RateLimiter, Depends(get_rate_limiter)]
-
-
-async def rate_limit(
-    response: Response,
-    limiter: RateLimiterDep,
-    services: ServicesDep,
-    settings: SettingsDep,
-    context: RequestContextDep,
-) -> AsyncIterator[RateLimit]:
-    limit = RateLimit(limiter, settings, context.principal, response, services.observer)
-    try:
-        yield limit
-    finally:
-        await limit.settle()  # after the response is sent: a stream has ended by then
-
-
-RateLimitDep = Annotated[RateLimit, Depends(rate_limit)]

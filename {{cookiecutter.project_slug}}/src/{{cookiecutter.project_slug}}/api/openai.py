@@ -16,10 +16,9 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.sse import EventSourceResponse
 
-from ..core.context import RequestContext
 from ..core.errors import APIError
 from ..llm.base import Completion, CompletionChunk, EmbeddingRequest, GenerationRequest, Usage
-from ..llm.service import CachePolicy, GenerationService
+from ..llm.service import CachePolicy
 from ..schemas.errors import MODEL_RESPONSES, OPENAI_RESPONSES
 from ..schemas.generate import check_prompt_length
 from ..schemas.openai import (
@@ -44,9 +43,7 @@ from ..schemas.openai import (
     TextCompletion,
     ToolCallDeltaOut,
 )
-from ..settings import Settings
-from .deps import GenerationServiceDep, PrincipalDep, RequestContextDep, SettingsDep
-from .limits import RateLimit, RateLimitDep
+from .deps import GenerationServiceDep, ModelCall, ModelCallDep, PrincipalDep
 from .streaming import (
     DONE,
     SSE_RESPONSES,
@@ -200,26 +197,24 @@ class TextStream(ChatStream):
 async def run(
     request: Request,
     response: Response,
-    service: GenerationService,
-    settings: Settings,
-    context: RequestContext,
-    limit: RateLimit,
+    call: ModelCall,
     generation: GenerationRequest,
     body: SamplingParams,
     fmt: ChatStream,
 ) -> Completion | EventSourceResponse:
     """A stream (as `fmt` spells it) or a whole completion, as the request asks."""
+    limit = call.limit
     await limit.admit(generation)
     if body.stream:
-        chunks = limit.metered(service.stream(generation, context))
+        chunks = limit.metered(call.service.stream(generation, call.context))
         first = await open_stream(request, chunks)
         events = stream_events(first, chunks, fmt)
         return limit.with_headers(
-            sse_response(events, ping_interval_s=settings.sse_ping_interval_s)
+            sse_response(events, ping_interval_s=call.settings.sse_ping_interval_s)
         )
     policy = CachePolicy.for_request(generation, opt_in=body.cache, no_cache=wants_fresh(request))
     completion, cached = await cancel_on_disconnect(
-        request, service.complete(generation, context, policy)
+        request, call.service.complete(generation, call.context, policy)
     )
     limit.used(completion.usage, cached=cached)
     response.headers["X-Cache"] = "HIT" if cached else "MISS"
@@ -269,17 +264,14 @@ async def chat_completions(
     body: ChatCompletionRequest,
     request: Request,
     response: Response,
-    service: GenerationServiceDep,
-    settings: SettingsDep,
-    context: RequestContextDep,
-    limit: RateLimitDep,
+    call: ModelCallDep,
 ) -> ChatCompletion | EventSourceResponse:
     generation = body.to_generation(default_max_tokens=DEFAULT_MAX_TOKENS)
     text = "".join(message.text for message in generation.messages)
-    check_prompt_length(text, settings.max_prompt_chars, param="messages")
+    check_prompt_length(text, call.settings.max_prompt_chars, param="messages")
     completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
     fmt = ChatStream(completion_id, created, body.model, body.n, body.include_usage)
-    result = await run(request, response, service, settings, context, limit, generation, body, fmt)
+    result = await run(request, response, call, generation, body, fmt)
     if not isinstance(result, Completion):
         return result
     return ChatCompletion.of(result, id=completion_id, created=created)
@@ -295,20 +287,17 @@ async def completions(
     body: CompletionRequest,
     request: Request,
     response: Response,
-    service: GenerationServiceDep,
-    settings: SettingsDep,
-    context: RequestContextDep,
-    limit: RateLimitDep,
+    call: ModelCallDep,
 ) -> TextCompletion | EventSourceResponse:
     """OpenAI's legacy Completions API: a prompt, continued (`echo`, `n`, `stop`,
     `logprobs` as the model allows). Streamed as `text_completion` events when `stream` is true.
     """
-    check_prompt_length(body.prompt_text, settings.max_prompt_chars)
+    check_prompt_length(body.prompt_text, call.settings.max_prompt_chars)
     generation = body.to_generation()
     completion_id, created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
     echo = body.prompt_text if body.echo else None
     fmt = TextStream(completion_id, created, body.model, body.n, body.include_usage, echo=echo)
-    result = await run(request, response, service, settings, context, limit, generation, body, fmt)
+    result = await run(request, response, call, generation, body, fmt)
     if not isinstance(result, Completion):
         return result
     return TextCompletion.of(result, id=completion_id, created=created, echo=echo)
@@ -323,12 +312,7 @@ def base64_floats(vector: tuple[float, ...]) -> str:
     "/embeddings", summary="Create embeddings for one or more inputs", responses=MODEL_RESPONSES
 )
 async def embeddings(
-    body: EmbeddingRequestIn,
-    request: Request,
-    service: GenerationServiceDep,
-    settings: SettingsDep,
-    context: RequestContextDep,
-    limit: RateLimitDep,
+    body: EmbeddingRequestIn, request: Request, call: ModelCallDep
 ) -> EmbeddingList:
     """Vectors for one or many texts (or token-id lists), as floats or, with
     `encoding_format: base64`, little-endian float32 in base64; `dimensions` shortens them.
@@ -336,11 +320,12 @@ async def embeddings(
     inputs = body.inputs()
     texts = [item for item in inputs if isinstance(item, str)]
     for text in texts:
-        check_prompt_length(text, settings.max_prompt_chars, param="input")
-    await limit.admit_inputs(texts, sum(len(item) for item in inputs if not isinstance(item, str)))
+        check_prompt_length(text, call.settings.max_prompt_chars, param="input")
+    token_ids = sum(len(item) for item in inputs if not isinstance(item, str))
+    await call.limit.admit_inputs(texts, token_ids)
     asked = EmbeddingRequest(inputs, body.model, body.dimensions, body.user)
-    result = await cancel_on_disconnect(request, service.embed(asked, context))
-    limit.used_tokens(result.prompt_tokens)
+    result = await cancel_on_disconnect(request, call.service.embed(asked, call.context))
+    call.limit.used_tokens(result.prompt_tokens)
     encode = base64_floats if body.encoding_format == "base64" else list
     return EmbeddingList(
         data=[

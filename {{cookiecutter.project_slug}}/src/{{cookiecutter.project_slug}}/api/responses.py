@@ -46,8 +46,7 @@ from ..schemas.responses import (
     incomplete_details,
     new_id,
 )
-from .deps import GenerationServiceDep, RequestContextDep, ServicesDep, SettingsDep
-from .limits import RateLimitDep
+from .deps import ModelCallDep, RequestContextDep, ServicesDep, SettingsDep
 from .openai import DEFAULT_MAX_TOKENS
 from .streaming import (
     SSE_RESPONSES,
@@ -443,14 +442,11 @@ async def create_response(
     body: ResponseCreateRequest,
     request: Request,
     response: Response,
-    service: GenerationServiceDep,
-    services: ServicesDep,
-    settings: SettingsDep,
-    context: RequestContextDep,
+    call: ModelCallDep,
     background: BackgroundDep,
-    limit: RateLimitDep,
 ) -> ResponseObject | EventSourceResponse:
-    store = services.response_store
+    settings, context, limit, service = call.settings, call.context, call.limit, call.service
+    store = call.services.response_store
     body.check()
     items = ITEMS.dump_python(body.input_items(), mode="json", exclude_none=True)
     budget = settings.responses_max_context_bytes - json_size(items)

@@ -42,8 +42,8 @@ from ..schemas.ws import (
     UsageMessage,
 )
 from ..settings import Settings
-from .deps import GenerationServiceDep, LifecycleDep, PrincipalDep, SettingsDep
-from .limits import RateLimit, RateLimiterDep
+from .deps import LifecycleDep, PrincipalDep, ServicesDep, SettingsDep
+from .limits import RateLimit
 
 router = APIRouter(tags=["websocket"])
 logger = get_logger(__name__)
@@ -196,19 +196,21 @@ class ChatSession:
 @router.websocket("/ws/chat")
 async def chat(
     websocket: WebSocket,
-    service: GenerationServiceDep,
+    services: ServicesDep,
     settings: SettingsDep,
     lifecycle: LifecycleDep,
-    limiter: RateLimiterDep,
     principal: PrincipalDep,  # refused: the handshake gets HTTP 403, no connection
 ) -> None:
     # A browser that offered its credential as a subprotocol needs it echoed to connect.
     await websocket.accept(subprotocol=bearer_subprotocol(websocket))
     logger.info("websocket opened", principal=principal.id)
     context = RequestContext(principal.id, request_id_of(websocket.scope) or None)
-    service.observer.websocket_session(opened=True)
+    session = ChatSession(
+        websocket, services.generation, settings, context, lifecycle, services.rate_limiter
+    )
+    services.observer.websocket_session(opened=True)
     try:
-        await ChatSession(websocket, service, settings, context, lifecycle, limiter).run()
+        await session.run()
     finally:
-        service.observer.websocket_session(opened=False)
+        services.observer.websocket_session(opened=False)
     logger.info("websocket closed", principal=principal.id)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from fastapi import status
-from fastapi.security import HTTPAuthorizationCredentials
 from starlette.exceptions import WebSocketException
 from starlette.requests import HTTPConnection
 
@@ -11,14 +10,11 @@ from ..core.errors import APIError
 from .principal import BEARER_SUBPROTOCOL, bearer_subprotocol
 
 
-def presented_bearer(
-    connection: HTTPConnection, header: HTTPAuthorizationCredentials | str | None
-) -> str | None:
-    """The bearer credential: the `Authorization` header, else the WebSocket subprotocol."""
-    if isinstance(header, HTTPAuthorizationCredentials):
-        header = header.credentials
-    if header and header.strip():
-        return header.strip()
+def presented_bearer(connection: HTTPConnection) -> str | None:
+    """The bearer credential: `Authorization: Bearer <it>`, else the WebSocket subprotocol."""
+    scheme, _, credential = connection.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and credential.strip():
+        return credential.strip()
     offered = bearer_subprotocol(connection)
     return offered[len(BEARER_SUBPROTOCOL) :] if offered else None
 

@@ -11,11 +11,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, cast
+from typing import Any, cast
 
 import jwt
-from fastapi import Depends
-from fastapi.security import OAuth2PasswordBearer
 from starlette.requests import HTTPConnection
 
 from ..settings import Settings
@@ -27,14 +25,14 @@ REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub"]
 # Replicas' clocks differ a little: a token is neither expired nor early by less than this.
 CLOCK_LEEWAY = timedelta(seconds=10)
 
-# Declared for OpenAPI: /docs' Authorize dialog logs in through TOKEN_URL. With
-# auto_error=False a missing token reaches `authenticate`, which answers in the house shape.
-SCHEME = OAuth2PasswordBearer(
-    tokenUrl=TOKEN_URL,
-    scheme_name="OAuth2Password",
-    description="A user's access token from `POST /api/v1/auth/token`.",
-    auto_error=False,
-)
+# How OpenAPI describes it: /docs' Authorize dialog logs in through TOKEN_URL.
+SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
+    "OAuth2Password": {
+        "type": "oauth2",
+        "flows": {"password": {"scopes": {}, "tokenUrl": TOKEN_URL}},
+        "description": f"A user's access token from `POST {TOKEN_URL}`.",
+    }
+}
 
 # What went wrong with a token, as the caller is told (message, code); most specific first.
 TOKEN_PROBLEMS: tuple[tuple[type[jwt.InvalidTokenError], str, str], ...] = (
@@ -105,11 +103,9 @@ def claims_of(settings: Settings, token: str) -> dict[str, Any]:
     return claims
 
 
-async def authenticate(
-    connection: HTTPConnection, header: Annotated[str | None, Depends(SCHEME)]
-) -> Principal:
+async def authenticate(connection: HTTPConnection) -> Principal:
     """The caller, from its access token; 401 (a refused handshake on a WebSocket) otherwise."""
-    token = presented_bearer(connection, header)
+    token = presented_bearer(connection)
     if token is None:
         raise refusal(
             connection,

@@ -6,9 +6,13 @@ client's address only when FORWARDED_ALLOW_IPS trusts the proxy's `X-Forwarded-F
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import HTTPConnection
 
 from .principal import Principal, anonymous
+
+SECURITY_SCHEMES: dict[str, dict[str, Any]] = {}  # nothing for /docs to ask for
 
 
 async def authenticate(connection: HTTPConnection) -> Principal:
