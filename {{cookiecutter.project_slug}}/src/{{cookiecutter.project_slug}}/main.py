@@ -15,6 +15,7 @@ from . import DESCRIPTION, PROJECT_NAME, __version__
 {%- if cookiecutter.use_websocket %}{% set routers = routers + ["ws"] %}{% endif %}
 {%- if cookiecutter.auth == "jwt" %}{% set routers = routers + ["auth"] %}{% endif %}
 from .api import {{ routers | sort | join(", ") }}
+from .api.docs import install_docs
 from .api.limits import LIMIT_HEADERS
 from .core.cpu import CPUPool
 from .core.errors import install_error_handlers
@@ -83,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     install_error_handlers(app)
     install_openapi(app)
+    install_docs(app)
     app.include_router(root.router)
     app.include_router(health.router)
     app.include_router(generate.router)
