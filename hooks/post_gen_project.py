@@ -50,6 +50,7 @@ MANIFEST: dict[str, list[str]] = {
     "database=postgresql": [
         "k8s/base/migrate-job.yaml",
         "tests/db_postgresql.py",
+        "tests/test_migrate_postgresql.py",
     ],
     "use_redis=yes": [
         "src/{slug}/config/redis.py",
