@@ -46,6 +46,10 @@ def _build(folder: Path, answers: Mapping[str, str]) -> tuple[Path, dict[str, fl
     if rendered.returncode != 0:
         raise AssertionError(describe(rendered))
     (project,) = [path for path in folder.iterdir() if path.is_dir()]
+    # `.env` as `make install` writes it first: the render's tests and servers run beside it.
+    env_file = run(["make", ".env", f"PYTHON={sys.executable}"], cwd=project)
+    if env_file.returncode != 0:
+        raise AssertionError(describe(env_file))
     venv, timings["uv venv"] = timed(
         lambda: run([tool("uv"), "venv", "--python", sys.executable, ".venv"], cwd=project)
     )
