@@ -31,9 +31,10 @@ PY_MAJOR_MINOR := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_
 DEMO_PYTHON := $(filter $(PY_MAJOR_MINOR),3.11 3.12 3.13)
 DEMO_SLUG := ai_service
 DEMO_DIR := $(BUILD)/$(DEMO_SLUG)
-# `make demo DEMO_AUTH=1` keeps the random key from $(DEMO_DIR)/.env; by default the
-# empty API_KEYS= and ALLOW_ANONYMOUS=true variables override it (environment beats
-# .env): the service, which refuses every call without a key, then serves anyone.
+# `make demo DEMO_AUTH=1` keeps the random key of $(DEMO_DIR)/.env (the render's own
+# Makefile writes it, as its `make install` does); by default the empty API_KEYS= and
+# ALLOW_ANONYMOUS=true variables override it (environment beats .env): the service,
+# which refuses every call without a key, then serves anyone.
 DEMO_AUTH ?=
 # `make bench BENCH_ARGS="--quick --no-write"`: any option of `python -m benchmarks --help`.
 BENCH_ARGS ?=
@@ -62,6 +63,7 @@ lint: venv ## ruff on the hooks, tests and benchmarks; mypy on the tests and ben
 
 demo: venv ## render the default project into build/, install it and serve it on :8000
 	$(BIN)/cookiecutter --no-input -f -o $(BUILD) . $(if $(DEMO_PYTHON),python_version=$(DEMO_PYTHON))
+	$(MAKE) --no-print-directory -C $(DEMO_DIR) .env PYTHON=$(PYTHON)  # as its make install does
 	cd $(DEMO_DIR) && $(abspath $(BIN))/uv venv --allow-existing --python $(PYTHON) .venv
 	cd $(DEMO_DIR) && $(abspath $(BIN))/uv pip install --quiet --python .venv/bin/python -e . --group dev
 	@key=$$(sed -n 's/^API_KEYS=//p' $(DEMO_DIR)/.env); \

@@ -333,7 +333,7 @@ def render(
     """`python -m <slug>` from its own copy of the project folder.
 
     The copy holds alembic.ini, the migrations and its own ./data (a SQLite file per
-    server), but not the .env the post-generation hook wrote: only `env` counts.
+    server), but not a .env (`make install` writes one): only `env` counts.
     """
     cwd = work / f"cwd-{name}"
     shutil.rmtree(cwd, ignore_errors=True)

@@ -1,13 +1,15 @@
 """Finish a freshly rendered project (standard library only).
 
 Offline and idempotent, because cruft re-runs it on every `cruft update`:
-it never touches the network, never runs git or an installer, and leaves
-an existing `.env` alone.
+it never touches the network, never runs git or an installer, and writes
+nothing random (`make install` writes `.env`: cruft's renders must not differ).
 """
 
 from __future__ import annotations
 
-import secrets
+import contextlib
+import os
+import shlex
 import shutil
 import sys
 from pathlib import Path
@@ -50,6 +52,7 @@ MANIFEST: dict[str, list[str]] = {
     "database=postgresql": [
         "k8s/base/migrate-job.yaml",
         "tests/db_postgresql.py",
+        "tests/test_migrate_postgresql.py",
     ],
     "use_redis=yes": [
         "src/{slug}/config/redis.py",
@@ -120,11 +123,6 @@ MANIFEST: dict[str, list[str]] = {
     "ci=gitlab": [".gitlab-ci.yml"],
 }
 
-# `.env.example` marks secrets with `change-me`: `.env` gets random values instead,
-# an API key for API_KEYS, a signing key for JWT_SECRET and one database password
-# for every other mark (the compose PostgreSQL service and DATABASE_URL must agree on it).
-PLACEHOLDER = "change-me"
-
 
 def answer_key(option: str, value: object) -> str:
     if isinstance(value, bool):
@@ -158,39 +156,41 @@ def prune(project: Path, answers: dict[str, object]) -> list[str]:
     return removed
 
 
-def write_env(project: Path) -> bool:
-    env, example = project / ".env", project / ".env.example"
-    if env.exists() or not example.exists():
-        return False
-    database_password = secrets.token_urlsafe(24)
-    lines = []
-    for line in example.read_text(encoding="utf-8").splitlines():
-        if line.startswith("API_KEYS="):
-            line = f"API_KEYS=sk-{secrets.token_urlsafe(32)}"
-        elif line.startswith("JWT_SECRET="):
-            line = f"JWT_SECRET={secrets.token_urlsafe(48)}"
-        elif not line.startswith("#"):
-            line = line.replace(PLACEHOLDER, database_password)
-        lines.append(line)
-    env.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    env.chmod(0o600)
-    return True
+def reachable(project: Path) -> str:
+    """The project folder as the user's shell reaches it: relative when below, else absolute.
+
+    The hook runs inside the project; the shell's own folder is still in PWD.
+    """
+    shell = os.environ.get("PWD", "")
+    if shell and Path(shell).is_absolute():
+        with contextlib.suppress(ValueError, OSError):
+            return shlex.quote(str(project.relative_to(Path(shell).resolve())))
+    return shlex.quote(str(project))
+
+
+def next_steps(project: Path, answers: dict[str, object]) -> list[tuple[str, str]]:
+    """(command, what it does) lines for the user, in the order to run them."""
+    slug = answers["project_slug"]
+    folder = reachable(project)
+    steps = [(f"cd {folder}", "")] if folder != "." else []
+    steps.append(("make install", ".env with fresh secrets, .venv with the dependencies"))
+    if answers["database"] == "postgresql":
+        steps.append(("make migrate", "the database of DATABASE_URL and its tables"))
+    if answers["auth"] == "jwt":
+        steps.append((f".venv/bin/python -m {slug} create-user NAME", "a user who gets tokens"))
+    steps.append(("make run", "serve on http://127.0.0.1:8000/docs"))
+    if answers["use_redis"]:
+        steps.append(("make worker", "run the background jobs (in another terminal)"))
+    steps.append(("make test", "the tests (make check: lint and type check too)"))
+    return steps
 
 
 def main() -> int:
     project = Path.cwd()
     prune(project, ANSWERS)
-    created = write_env(project)
-    slug = ANSWERS["project_slug"]
-    print(f"\nCreated {project}")
-    if created:
-        print("  .env holds fresh random secrets; keep it out of version control.")
-    print("\nNext:")
-    print(f"  cd {slug} && make install   # virtual environment + dependencies")
-    if ANSWERS["auth"] == "jwt":
-        print(f"  .venv/bin/python -m {slug} create-user NAME   # a user who can get tokens")
-    print("  make run                      # serve on http://127.0.0.1:8000/docs")
-    print("  make test                     # lint, type check and tests")
+    print(f"\nCreated {project}\n\nNext:")
+    for command, comment in next_steps(project, ANSWERS):
+        print(f"  {command.ljust(12)}   # {comment}" if comment else f"  {command}")
     return 0
 
 

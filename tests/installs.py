@@ -67,6 +67,10 @@ def _build(folder: Path, answers: Mapping[str, str]) -> tuple[Path, dict[str, fl
     found = interpreter(python_version)
     if found is None:
         raise AssertionError(f"no Python {python_version} on this machine for {dict(answers)}")
+    # `.env` as `make install` writes it first: the render's tests and servers run beside it.
+    env_file = run(["make", ".env", f"PYTHON={sys.executable}"], cwd=project)
+    if env_file.returncode != 0:
+        raise AssertionError(describe(env_file))
     venv, timings["uv venv"] = timed(
         lambda: run([tool("uv"), "venv", "--python", found, ".venv"], cwd=project)
     )

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import ast
-import re
-import stat
 import sys
 import tomllib
 from pathlib import Path
@@ -16,6 +14,7 @@ from cookiecutter.exceptions import FailedHookException
 from tests.support import (
     IMPOSSIBLE,
     REPO,
+    child_env,
     combo_id,
     default_context,
     describe,
@@ -202,52 +201,15 @@ def test_slug_is_derived_from_the_project_name(cookies: Any) -> None:
 # --- post-gen -----------------------------------------------------------------------
 
 
-def read_env(project: Path) -> list[str]:
-    return (project / ".env").read_text(encoding="utf-8").splitlines()
-
-
-def test_env_has_a_fresh_random_key_and_otherwise_the_example(cookies: Any) -> None:
-    keys = []
-    for _ in range(2):
-        result = cookies.bake()
-        assert result.exit_code == 0, repr(result.exception)
-        project = Path(result.project_path)
-        env_file = project / ".env"
-        assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
-        example = (project / ".env.example").read_text(encoding="utf-8").splitlines()
-        env = read_env(project)
-        assert len(env) == len(example)
-        for env_line, example_line in zip(env, example, strict=True):
-            if example_line.startswith("API_KEYS="):
-                assert re.fullmatch(r"API_KEYS=sk-[A-Za-z0-9_-]{32,}", env_line), env_line
-                keys.append(env_line)
-            else:
-                assert env_line == example_line
-    assert len(keys) == 2
-    assert keys[0] != keys[1]
-
-
-def test_env_for_jwt_has_a_fresh_random_signing_secret(cookies: Any) -> None:
-    secrets = []
-    for _ in range(2):
-        result = cookies.bake(extra_context={"auth": "jwt"})
-        assert result.exit_code == 0, repr(result.exception)
-        project = Path(result.project_path)
-        example = (project / ".env.example").read_text(encoding="utf-8").splitlines()
-        assert "JWT_SECRET=change-me" in example
-        (line,) = [line for line in read_env(project) if line.startswith("JWT_SECRET=")]
-        assert re.fullmatch(r"JWT_SECRET=[A-Za-z0-9_-]{64}", line), line
-        assert not [line for line in read_env(project) if line.startswith("API_KEYS=")]
-        secrets.append(line)
-    assert secrets[0] != secrets[1]
-
-
 def test_rerunning_cookiecutter_over_a_render_keeps_env(tmp_path: Path) -> None:
     cookiecutter = tool("cookiecutter")
     command: list[str | Path] = [cookiecutter, "--no-input", "-o", tmp_path, REPO, "ci=none"]
     first = run(command, timeout=60)
     assert first.returncode == 0, describe(first)
     project = tmp_path / "ai_service"
+    assert not (project / ".env").exists(), "post-gen writes no .env: make install does"
+    made = run(["make", ".env", f"PYTHON={sys.executable}"], cwd=project)  # as make install
+    assert made.returncode == 0, describe(made)
     before = snapshot(project)
     assert ".env" in before
     assert not (project / ".github").exists()
@@ -255,6 +217,68 @@ def test_rerunning_cookiecutter_over_a_render_keeps_env(tmp_path: Path) -> None:
     again = run([*command[:2], "-f", *command[2:]], timeout=60)
     assert again.returncode == 0, describe(again)
     assert snapshot(project) == before  # same .env (key and mode), pruned paths pruned again
+
+
+def next_steps(stdout: str) -> list[str]:
+    """The commands the hook's "Next:" lines give, without their comments."""
+    lines = stdout.split("\nNext:\n", 1)[1].splitlines()
+    return [line.split("#")[0].strip() for line in lines if line.strip()]
+
+
+@pytest.mark.parametrize("output", ["out/services", "elsewhere"], ids=["relative", "absolute"])
+def test_next_steps_cd_into_the_project_from_the_folder_cookiecutter_ran_in(
+    tmp_path: Path, output: str
+) -> None:
+    shell = tmp_path / "shell"  # the user's shell is here; cookiecutter writes to `output`
+    shell.mkdir()
+    relative = not output.startswith("/") and output != "elsewhere"
+    target = output if relative else str(tmp_path / output)
+    result = run(
+        [tool("cookiecutter"), "--no-input", "-o", target, REPO, "ci=none"],
+        cwd=shell,
+        env=child_env(PWD=str(shell)),
+        timeout=60,
+    )
+    assert result.returncode == 0, describe(result)
+    command = next_steps(result.stdout)[0]
+    assert command == f"cd {target}/ai_service"
+    reached = shell / command.removeprefix("cd ")
+    assert (reached / "pyproject.toml").is_file(), f"{command} from {shell} is not the project"
+
+
+@pytest.mark.parametrize(
+    ("answers", "expected"),
+    [
+        ({}, ["make install", "make run", "make test"]),
+        (
+            {"database": "postgresql", "use_redis": "yes", "auth": "jwt"},
+            [
+                "make install",
+                "make migrate",
+                ".venv/bin/python -m ai_service create-user NAME",
+                "make run",
+                "make worker",
+                "make test",
+            ],
+        ),
+    ],
+    ids=["default", "postgresql-redis-jwt"],
+)
+def test_next_steps_name_the_commands_this_render_needs(
+    cookies: Any, tmp_path: Path, answers: dict[str, str], expected: list[str]
+) -> None:
+    result = cookies.bake(extra_context=answers)
+    assert result.exit_code == 0, repr(result.exception)
+    project = Path(result.project_path)
+    hook = tmp_path / "post_gen_project.py"
+    hook.write_text(rendered_hook("post_gen_project", result.context), encoding="utf-8")
+    rerun = run([sys.executable, hook], cwd=project, env=child_env(PWD=str(project.parent)))
+    assert rerun.returncode == 0, describe(rerun)
+    assert next_steps(rerun.stdout) == [f"cd {project.name}", *expected]
+    makefile = (project / "Makefile").read_text(encoding="utf-8")
+    for command in expected:
+        if command.startswith("make "):
+            assert f"\n{command.removeprefix('make ')}:" in makefile, command
 
 
 def test_post_gen_hook_is_idempotent_when_run_again(cookies: Any, tmp_path: Path) -> None:

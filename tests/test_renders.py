@@ -61,7 +61,8 @@ REQUIRED_FILES = (
     "CHANGELOG.md",
     "Makefile",
     ".env.example",
-    ".env",
+    "scripts/init_env.py",
+    "scripts/check_python.py",
     ".gitignore",
     ".gitattributes",
     ".pre-commit-config.yaml",
@@ -78,6 +79,8 @@ REQUIRED_FILES = (
 # `${{ ... }}` is GitHub Actions' own expression syntax, legitimate in its workflow files.
 GITHUB_EXPRESSION = re.compile(r"\$\{\{.*?\}\}")
 LEFTOVER_MARKERS = ("cookiecutter.", "{%", "{{")
+# The seed guide's item numbers ("seed S3.3", "S4.2"): a render reads as its own code.
+GUIDE_CITATION = re.compile(r"\bS\d+\.\d+\b|(?<![A-Za-z])[Ss]eed[ _](guide|item|contract|S\d)")
 
 
 def combos_where(**answers: Any) -> list[Any]:
@@ -192,6 +195,26 @@ def test_required_files_exist(matrix: dict[str, Path], combo: dict[str, Any]) ->
         if not (project / relative.format(slug=DEFAULT_SLUG)).is_file()
     ]
     assert not missing, f"missing from the render: {missing}"
+
+
+@pytest.mark.parametrize("combo", MATRIX, ids=IDS)
+def test_no_render_holds_a_env_file(matrix: dict[str, Path], combo: dict[str, Any]) -> None:
+    """`make install` writes `.env`: a render with random secrets in it would differ from
+    every other render of the same answers, and `cruft update` diffs two renders."""
+    assert not (project_for(matrix, combo) / ".env").exists()
+
+
+@pytest.mark.parametrize("combo", MATRIX, ids=IDS)
+def test_no_render_cites_the_seed_guide(matrix: dict[str, Path], combo: dict[str, Any]) -> None:
+    project = project_for(matrix, combo)
+    cited = [
+        f"{path.relative_to(project)}:{number}: {line.strip()}"
+        for path in project_files(project)
+        if b"\0" not in path.read_bytes()
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1)
+        if GUIDE_CITATION.search(line)
+    ]
+    assert not cited, "\n".join(cited)
 
 
 @pytest.mark.parametrize("combo", MATRIX, ids=IDS)

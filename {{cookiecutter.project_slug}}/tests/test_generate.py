@@ -12,7 +12,7 @@ from {{ cookiecutter.project_slug }}.main import create_app
 from .conftest import AUTH, make_settings
 
 
-def test_generate_answers_the_seed_contract(client: TestClient) -> None:
+def test_generate_answers_with_the_text_its_usage_and_its_metadata(client: TestClient) -> None:
     payload = {"prompt": "Tell me about FastAPI"}
     response = client.post("/api/v1/generate", json=payload, headers=AUTH)
     assert response.status_code == 200

@@ -49,10 +49,15 @@ def serve(args: argparse.Namespace) -> int:
 
 def migrate(args: argparse.Namespace) -> int:
     from .db.migrate import upgrade  # Alembic is only needed by this command
+    from .db.provision import DatabaseSetupError
 
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_format)
-    upgrade(settings, revision=args.revision)
+    try:
+        upgrade(settings, revision=args.revision)
+    except DatabaseSetupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     return 0
 {%- endif %}
 {%- if cookiecutter.use_redis %}

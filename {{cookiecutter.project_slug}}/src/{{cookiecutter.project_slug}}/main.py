@@ -16,6 +16,7 @@ from . import DESCRIPTION, PROJECT_NAME, __version__
 {%- if cookiecutter.auth == "jwt" %}{% set routers = routers + ["auth"] %}{% endif %}
 from .api import {{ routers | sort | join(", ") }}
 from .api.deps import SECURITY
+from .api.docs import install_docs
 from .api.limits import LIMIT_HEADERS
 from .core.cpu import CPUPool
 from .core.errors import install_error_handlers
@@ -80,6 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     install_error_handlers(app)
     install_openapi(app, SECURITY)
+    install_docs(app)
     app.include_router(root.router)
     app.include_router(health.router)
     app.include_router(generate.router)

@@ -42,7 +42,7 @@ class APIKeySettings(SettingsPart):
         if not keys or any(len(key) < MIN_KEY_LENGTH or key == EXAMPLE_VALUE for key in keys):
             raise ValueError(
                 f"ENVIRONMENT=production needs API_KEYS set to random keys of {MIN_KEY_LENGTH}+ "
-                "characters (the post-generation hook wrote one to .env)"
+                "characters (`make install` wrote one to .env)"
             )
 {%- endif %}
         return self

@@ -34,13 +34,12 @@ class JWTSettings(SettingsPart):
         if not secret and self.environment == "production":
             raise ValueError(
                 f"ENVIRONMENT=production needs JWT_SECRET set to a random value of {shortest}+ "
-                "characters (the post-generation hook wrote one to .env)"
+                "characters (`make install` wrote one to .env)"
             )
         # Everywhere: a short HMAC key makes tokens forgeable (`change-me` is short too).
         if secret and len(secret.encode()) < shortest:
             raise ValueError(
                 f"JWT_SECRET is shorter than {shortest} characters, too short for "
-                f"{self.jwt_algorithm}: use a random value (the post-generation hook wrote one "
-                "to .env)"
+                f"{self.jwt_algorithm}: use a random value (`make install` wrote one to .env)"
             )
         return self

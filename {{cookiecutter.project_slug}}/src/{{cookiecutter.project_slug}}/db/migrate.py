@@ -20,11 +20,14 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import URL
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..core.logging import get_logger
 from ..settings import Settings
 from .engine import async_url, create_sqlite_folder, sqlite_path
+from .errors import is_unavailable
+from .provision import DatabaseSetupError, ensure_database, explain
 
 logger = get_logger(__name__)
 
@@ -74,8 +77,18 @@ def upgrade_database(url: str | URL, revision: str = "head") -> None:
 
 
 def upgrade(settings: Settings, *, revision: str = "head") -> None:
-    """Apply the migrations up to `revision` to DATABASE_URL."""
-    upgrade_database(settings.database_url, revision)
+    """Apply the migrations up to `revision` to DATABASE_URL, creating a missing database.
+
+    Raises DatabaseSetupError (one sentence) when the database cannot be reached.
+    """
+    url = async_url(settings.database_url)
+    asyncio.run(ensure_database(url, timeout_s=settings.db_pool_timeout_s))
+    try:
+        upgrade_database(url, revision)
+    except (SQLAlchemyError, OSError) as exc:
+        if not is_unavailable(exc):
+            raise  # a failing migration: its traceback is what its author needs
+        raise DatabaseSetupError(explain(url, exc)) from exc
 
 
 async def upgrade_if_behind(engine: AsyncEngine, url: URL) -> None:
