@@ -21,6 +21,7 @@ ANSWERS = {
     "use_websocket": {{ cookiecutter.use_websocket }},
     "auth": {{ cookiecutter.auth | tojson }},
     "use_kubernetes": {{ cookiecutter.use_kubernetes }},
+    "use_graphql": {{ cookiecutter.use_graphql }},
     "ci": {{ cookiecutter.ci | tojson }},
 }
 
@@ -114,6 +115,15 @@ MANIFEST: dict[str, list[str]] = {
         "src/{slug}/auth/none.py",
         "tests/auth_none.py",
         "tests/test_auth_none.py",
+    ],
+    "use_graphql=yes": [
+        "src/{slug}/api/graphql.py",
+        "src/{slug}/config/graphql.py",
+        "src/{slug}/graphql",
+        "tests/test_graphql.py",
+    ],
+    "use_graphql=yes&database=sqlite|postgresql": [
+        "src/{slug}/graphql/history.py",
     ],
     "use_kubernetes=yes": [
         "k8s",

@@ -35,6 +35,7 @@ BAD_ANSWERS = [
     ({"project_slug": "typing"}, "would shadow the module"),
     ({"project_slug": "fastapi"}, "would shadow the module"),
     ({"project_slug": "pydantic"}, "would shadow the module"),
+    ({"project_slug": "strawberry"}, "would shadow the module"),
     ({"author_email": "not-an-email"}, "is not an e-mail address"),
     ({"version": "1.0.0.beta-what"}, "is not a PEP 440 version"),
 ]

@@ -29,9 +29,14 @@ def uv_path(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 def make_env(path: str, **env: str) -> dict[str, str]:
-    """The environment for make: PATH as given, and PYTHON only when the test sets it."""
+    """The environment for make: PATH as given, and PYTHON only when the test sets it.
+
+    The variables an outer make exports (the template's own `make test`) are dropped, so
+    the rendered Makefile runs as at top level and prints no "Entering directory" lines.
+    """
     environment = child_env(PATH=path)
-    environment.pop("PYTHON", None)
+    for name in ("PYTHON", "MAKELEVEL", "MAKEFLAGS", "MFLAGS", "MAKEOVERRIDES"):
+        environment.pop(name, None)
     return {**environment, **env}
 
 

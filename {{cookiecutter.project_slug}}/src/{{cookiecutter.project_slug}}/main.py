@@ -14,6 +14,7 @@ from . import DESCRIPTION, PROJECT_NAME, __version__
 {%- if cookiecutter.database != "none" %}{% set routers = routers + ["history"] %}{% endif %}
 {%- if cookiecutter.use_websocket %}{% set routers = routers + ["ws"] %}{% endif %}
 {%- if cookiecutter.auth == "jwt" %}{% set routers = routers + ["auth"] %}{% endif %}
+{%- if cookiecutter.use_graphql %}{% set routers = routers + ["graphql"] %}{% endif %}
 from .api import {{ routers | sort | join(", ") }}
 from .api.deps import SECURITY
 from .api.docs import install_docs
@@ -97,6 +98,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 {%- endif %}
 {%- if cookiecutter.use_websocket %}
     app.include_router(ws.router)
+{%- endif %}
+{%- if cookiecutter.use_graphql %}
+    app.include_router(graphql.router_for(settings))
 {%- endif %}
 
     # add_middleware wraps: the last one added runs first on the way in.

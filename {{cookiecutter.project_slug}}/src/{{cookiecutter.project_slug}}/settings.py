@@ -20,6 +20,9 @@ from .config.common import CommaList, HostPatterns, ProxyAddresses, SettingsPart
 {%- if cookiecutter.database != "none" %}
 from .config.database import DatabaseSettings
 {%- endif %}
+{%- if cookiecutter.use_graphql %}
+from .config.graphql import GraphQLSettings
+{%- endif %}
 {%- if cookiecutter.auth == "jwt" %}
 from .config.jwt import JWTSettings
 {%- endif %}
@@ -51,6 +54,9 @@ class Settings(
 {%- endif %}
 {%- if cookiecutter.use_websocket %}
     WebSocketSettings,
+{%- endif %}
+{%- if cookiecutter.use_graphql %}
+    GraphQLSettings,
 {%- endif %}
     ResponsesSettings,
     SettingsPart,
