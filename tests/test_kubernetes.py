@@ -11,6 +11,7 @@ against the service's code (its Settings, routes and CLI): the install tests run
 from __future__ import annotations
 
 import ast
+import os
 import re
 from collections.abc import Callable, Iterator
 from functools import cache
@@ -376,8 +377,9 @@ def test_in_flight_autoscaling_component_builds_and_validates(
             {
                 "apiVersion": "kustomize.config.k8s.io/v1beta1",
                 "kind": "Kustomization",
-                "resources": [str(k8s / "base")],
-                "components": [str(k8s / "components" / "in-flight-autoscaling")],
+                # kustomize takes no absolute paths
+                "resources": [os.path.relpath(k8s / "base", tmp_path)],
+                "components": [os.path.relpath(k8s / "components/in-flight-autoscaling", tmp_path)],
             }
         ),
         encoding="utf-8",
