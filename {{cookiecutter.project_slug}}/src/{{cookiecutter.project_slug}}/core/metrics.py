@@ -38,6 +38,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..jobs.base import JobQueue
+{%- if cookiecutter.use_redis %}
+from .logging import get_logger
+{%- endif %}
 from .metrics_files import MULTIPROC_DIR
 from .observe import ModelCall, Observer, joined
 
@@ -45,6 +48,8 @@ if TYPE_CHECKING:
     from ..services import Services
 {%- if cookiecutter.use_redis %}
     from ..settings import Settings
+
+logger = get_logger(__name__)
 {%- endif %}
 
 # Bucket boundaries the GenAI semantic conventions advise.
@@ -273,7 +278,15 @@ def exposition() -> bytes:
 
 
 def serve_worker_metrics(settings: Settings) -> None:
-    """The worker process's own GET /metrics on HOST:WORKER_METRICS_PORT, from a thread."""
-    if settings.worker_metrics_port:
-        start_http_server(settings.worker_metrics_port, addr=settings.host)
+    """The worker process's own GET /metrics on HOST:WORKER_METRICS_PORT, from a thread.
+
+    A port already taken (a second worker on one host) costs the metrics, not the jobs.
+    """
+    port = settings.worker_metrics_port
+    if not port:
+        return
+    try:
+        start_http_server(port, addr=settings.host)
+    except OSError as exc:
+        logger.warning("worker metrics not served", port=port, error=str(exc))
 {%- endif %}
