@@ -61,6 +61,15 @@ class Observer:
     def upstream_error(self, upstream: str, error: str) -> None:
         """One failed attempt at an upstream (retried or not), by error code."""
 
+    def breaker_state(self, upstream: str, state: str) -> None:
+        """The upstream's circuit breaker is now `state` (closed, open, half_open)."""
+
+    def upstream_slots(self, upstream: str, *, in_flight: int, waiting: int) -> None:
+        """The upstream's bulkhead: calls holding a slot, and calls waiting for one."""
+
+    def job_queue_depth(self, depth: int) -> None:
+        """Jobs queued and not yet taken by a worker."""
+
     def job_finished(self, outcome: str) -> None:
         """A background job ended: succeeded, failed or interrupted."""
 
@@ -96,6 +105,18 @@ class Observers(Observer):
     def upstream_error(self, upstream: str, error: str) -> None:
         for observer in self.observers:
             observer.upstream_error(upstream, error)
+
+    def breaker_state(self, upstream: str, state: str) -> None:
+        for observer in self.observers:
+            observer.breaker_state(upstream, state)
+
+    def upstream_slots(self, upstream: str, *, in_flight: int, waiting: int) -> None:
+        for observer in self.observers:
+            observer.upstream_slots(upstream, in_flight=in_flight, waiting=waiting)
+
+    def job_queue_depth(self, depth: int) -> None:
+        for observer in self.observers:
+            observer.job_queue_depth(depth)
 
     def job_finished(self, outcome: str) -> None:
         for observer in self.observers:
