@@ -506,6 +506,11 @@ def test_production_overlay_scales_up_and_names_the_image(
     hosts = [rule.get("host") for rule in ingress["spec"]["rules"]]
     assert hosts == [f"{NAME}.example.com"]
     assert ingress["spec"]["tls"] == [{"hosts": hosts, "secretName": f"{NAME}-tls"}]
+    # The host is added to the base's rule: its list of public paths stays, without /metrics.
+    (base_ingress,) = objects_of(base, "Ingress").values()
+    (rule,), (base_rule,) = ingress["spec"]["rules"], base_ingress["spec"]["rules"]
+    assert rule["http"] == base_rule["http"]
+    assert "/metrics" not in {path["path"] for path in rule["http"]["paths"]}
 
 
 # --- the option itself --------------------------------------------------------------------

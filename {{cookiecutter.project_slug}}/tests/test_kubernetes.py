@@ -13,11 +13,13 @@ from collections.abc import Iterator
 from inspect import signature
 {%- endif %}
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import uvicorn
 import yaml
+from fastapi import FastAPI
+from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
 
 from {{ cookiecutter.project_slug }}.__main__ import build_parser
@@ -196,6 +198,30 @@ def test_pods_outlive_the_drain() -> None:
             assert grace > needed, f"{name}: {grace} s of grace, the drain can take {needed} s"
             checked += 1
     assert checked, "no pod with a preStop wait or a worker found"
+
+
+def ingress_routes(path: str) -> bool:
+    """Whether the Ingress sends `path` to the service (its Exact and Prefix paths)."""
+    (ingress,) = base_objects("Ingress")
+    for rule in ingress["spec"]["rules"]:
+        for entry in rule["http"]["paths"]:
+            wanted = entry["path"]
+            if path == wanted:
+                return True
+            if entry["pathType"] == "Prefix" and path.startswith(wanted.rstrip("/") + "/"):
+                return True
+    return False
+
+
+def test_the_ingress_routes_every_public_route_and_nothing_else(client: TestClient) -> None:
+    app = cast(FastAPI, client.app)
+    contexts = iter_route_contexts(app.router.routes)
+    paths = {context.path_format for context in contexts if context.path_format}
+    internal = {{ '{"/metrics"}' if cookiecutter.use_prometheus else 'set[str]()' }}  # scraped inside the cluster
+    assert internal <= paths
+    assert {path for path in paths - internal if not ingress_routes(path)} == set()
+    assert not any(ingress_routes(path) for path in internal)
+    assert not ingress_routes("/internal")  # a route added later stays in until listed
 
 
 def test_the_ingress_body_limit_is_max_body_bytes() -> None:
