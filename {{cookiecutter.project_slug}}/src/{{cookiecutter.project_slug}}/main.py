@@ -24,6 +24,9 @@ from .core.errors import install_error_handlers
 from .core.lifecycle import Lifecycle
 from .core.logging import configure_logging, get_logger
 from .core.openapi import install_openapi
+{%- if cookiecutter.use_opentelemetry %}
+from .core.tracing import REQUEST_TELEMETRY, trace_requests
+{%- endif %}
 {%- if cookiecutter.database != "none" %}
 from .db.errors import install_database_error_handler
 {%- endif %}
@@ -72,6 +75,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+{%- if cookiecutter.use_opentelemetry %}
+        telemetry=REQUEST_TELEMETRY,
+{%- endif %}
     )
     app.state.settings = settings
     app.state.lifecycle = Lifecycle(
@@ -128,6 +134,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(HTTPSRedirectMiddleware)
     if settings.trusted_hosts:  # checked before any redirect names the host
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.trusted_hosts)
+{%- if cookiecutter.use_opentelemetry %}
+    trace_requests(app)  # OTEL_*: the request id on the spans, when this process traces
+{%- endif %}
     app.add_middleware(
         EdgeMiddleware,
         lifecycle=app.state.lifecycle,

@@ -14,6 +14,10 @@ from typing import Literal
 import structlog
 import structlog.tracebacks
 from structlog.types import Processor
+{%- if cookiecutter.use_opentelemetry %}
+
+from .tracing import add_trace_ids
+{%- endif %}
 
 
 def drop_color_message(
@@ -30,6 +34,9 @@ SHARED_PROCESSORS: list[Processor] = [
     structlog.stdlib.add_logger_name,
     structlog.processors.TimeStamper(fmt="iso", utc=True),
     structlog.stdlib.ExtraAdder(),
+{%- if cookiecutter.use_opentelemetry %}
+    add_trace_ids,
+{%- endif %}
     drop_color_message,  # after ExtraAdder, which copies it from the record
 ]
 

@@ -61,6 +61,11 @@ class Observer:
     def upstream_error(self, upstream: str, error: str) -> None:
         """One failed attempt at an upstream (retried or not), by error code."""
 
+    @contextmanager
+    def job_run(self, job_id: str, request_id: str | None) -> Iterator[None]:
+        """Around one run of a background job, in the API process or a worker."""
+        yield
+
     def job_finished(self, outcome: str) -> None:
         """A background job ended: succeeded, failed or interrupted."""
 
@@ -96,6 +101,13 @@ class Observers(Observer):
     def upstream_error(self, upstream: str, error: str) -> None:
         for observer in self.observers:
             observer.upstream_error(upstream, error)
+
+    @contextmanager
+    def job_run(self, job_id: str, request_id: str | None) -> Iterator[None]:
+        with ExitStack() as stack:
+            for observer in self.observers:
+                stack.enter_context(observer.job_run(job_id, request_id))
+            yield
 
     def job_finished(self, outcome: str) -> None:
         for observer in self.observers:
