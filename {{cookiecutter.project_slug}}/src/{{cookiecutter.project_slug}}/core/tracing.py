@@ -16,6 +16,7 @@ model-call spans (with the `gen_ai.*` attributes) and job spans from `TracingObs
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Iterator, MutableMapping, Sequence
 from contextlib import contextmanager
@@ -258,13 +259,25 @@ class TracingObserver(Observer):
 
     @contextmanager
     def model_call(self, call: ModelCall) -> Iterator[ModelCall]:
-        with self.tracer.start_as_current_span(
+        span = self.tracer.start_span(
             f"{call.operation} {call.model}", kind=SpanKind.CLIENT, attributes=requested(call)
-        ) as span:
-            try:
-                yield call
-            finally:
-                span.set_attributes(answered(call))
+        )
+        # A stream's first chunk is read in the request's task and the others in its SSE
+        # producer's: a context token cannot be reset across the two, so the context
+        # from before the call is put back instead (where the span is still current).
+        before = otel_context.get_current()
+        otel_context.attach(trace.set_span_in_context(span, before))
+        try:
+            yield call
+        except BaseException as exc:
+            span.record_exception(exc)
+            span.set_status(StatusCode.ERROR, call.error)
+            raise
+        finally:
+            span.set_attributes(answered(call))
+            span.end()
+            if trace.get_current_span() is span:
+                otel_context.attach(before)
 
     @contextmanager
     def job_run(self, job_id: str, request_id: str | None) -> Iterator[None]:
@@ -295,12 +308,21 @@ def attach_tracing(services: Services) -> None:
     provider = tracing_provider()
     if provider is None:
         return
+    # Exported when the services close: uvicorn ends a SIGTERM by re-raising the signal,
+    # so the exit handler that would flush the last spans never runs.
+    services.stack.push_async_callback(asyncio.to_thread, provider.force_flush)
     tracer = provider.get_tracer(__name__, __version__)
     services.observer = joined(services.observer, TracingObserver(tracer))
 {%- if cookiecutter.database != "none" %}
     sql = SQLAlchemyInstrumentor()
     if not sql.is_instrumented_by_opentelemetry:  # it traces one engine: a process has one
-        sql.instrument(engine=services.database.engine.sync_engine, tracer_provider=provider)
+        sql.instrument(
+            engine=services.database.engine.sync_engine,
+            tracer_provider=provider,
+            # It declares SQLAlchemy < 2.1 but only needs the engine events 2.1 keeps
+            # (tests/test_tracing.py checks the spans).
+            skip_dep_check=True,
+        )
 {%- endif %}
 {%- if cookiecutter.use_redis %}
     RedisInstrumentor.instrument_client(services.redis, tracer_provider=provider)
