@@ -49,6 +49,10 @@ class Observer:
         """Around a model call: `call` is complete (usage, error...) when the block ends."""
         yield call
 
+    def stream_opened(self, call: ModelCall) -> None:
+        """A streamed call's first chunk arrived (the request's task reads it; the rest
+        may be read by another task, such as an SSE producer)."""
+
     def cache_lookup(self, *, hit: bool) -> None:
         return None
 
@@ -85,6 +89,10 @@ class Observers(Observer):
             for observer in self.observers:
                 stack.enter_context(observer.model_call(call))
             yield call
+
+    def stream_opened(self, call: ModelCall) -> None:
+        for observer in self.observers:
+            observer.stream_opened(call)
 
     def cache_lookup(self, *, hit: bool) -> None:
         for observer in self.observers:

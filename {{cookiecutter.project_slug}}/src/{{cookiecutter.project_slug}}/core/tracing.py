@@ -20,6 +20,7 @@ import asyncio
 import os
 from collections.abc import Iterator, MutableMapping, Sequence
 from contextlib import contextmanager
+from contextvars import Token
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -52,7 +53,6 @@ if TYPE_CHECKING:
 
 SERVICE_NAME = "{{ cookiecutter.project_slug | replace('_', '-') }}"
 REQUEST_ID_ATTRIBUTE = "request.id"
-REQUEST_ID_KEY = otel_context.create_key("request_id")
 UNTRACED_PATHS = ("/health", "/metrics")  # probes and scrapes: many, and never interesting
 
 
@@ -144,12 +144,15 @@ class WithoutOrphanClientSpans(Sampler):
 
 
 class RequestIdSpans(SpanProcessor):
-    """Puts the request id the context carries on every span that starts in it."""
+    """Gives every span the request id of its parent span, so all spans of a request
+    (or a job) carry the id that the server span (or job span) got."""
 
     def on_start(self, span: Span, parent_context: otel_context.Context | None = None) -> None:
-        request_id = otel_context.get_value(REQUEST_ID_KEY, parent_context)
-        if request_id is not None:
-            span.set_attribute(REQUEST_ID_ATTRIBUTE, str(request_id))
+        parent = trace.get_current_span(parent_context)
+        if isinstance(parent, ReadableSpan) and parent.attributes:
+            request_id = parent.attributes.get(REQUEST_ID_ATTRIBUTE)
+            if request_id is not None:
+                span.set_attribute(REQUEST_ID_ATTRIBUTE, request_id)
 
     def on_end(self, span: ReadableSpan) -> None:
         return None
@@ -180,23 +183,17 @@ def tracing_provider() -> TracerProvider | None:
 
 
 class RequestIdOnSpans:
-    """Pure ASGI, inside the edge: the request id on the server span, and in the context
-    for the spans the request starts (`RequestIdSpans`)."""
+    """Pure ASGI, inside the edge: the request id on the server span (`RequestIdSpans`
+    passes it on to the spans below)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request_id = scope.get("state", {}).get("request_id")
-        if not request_id:  # lifespan
-            await self.app(scope, receive, send)
-            return
-        trace.get_current_span().set_attribute(REQUEST_ID_ATTRIBUTE, request_id)
-        token = otel_context.attach(otel_context.set_value(REQUEST_ID_KEY, request_id))
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            otel_context.detach(token)
+        if request_id:  # not for the lifespan
+            trace.get_current_span().set_attribute(REQUEST_ID_ATTRIBUTE, request_id)
+        await self.app(scope, receive, send)
 
 
 def trace_requests(app: FastAPI) -> None:
@@ -256,17 +253,14 @@ class TracingObserver(Observer):
 
     def __init__(self, tracer: Tracer) -> None:
         self.tracer = tracer
+        self.current: dict[int, Token[otel_context.Context]] = {}  # calls whose span is current
 
     @contextmanager
     def model_call(self, call: ModelCall) -> Iterator[ModelCall]:
         span = self.tracer.start_span(
             f"{call.operation} {call.model}", kind=SpanKind.CLIENT, attributes=requested(call)
         )
-        # A stream's first chunk is read in the request's task and the others in its SSE
-        # producer's: a context token cannot be reset across the two, so the context
-        # from before the call is put back instead (where the span is still current).
-        before = otel_context.get_current()
-        otel_context.attach(trace.set_span_in_context(span, before))
+        self.current[id(call)] = otel_context.attach(trace.set_span_in_context(span))
         try:
             yield call
         except BaseException as exc:
@@ -276,8 +270,18 @@ class TracingObserver(Observer):
         finally:
             span.set_attributes(answered(call))
             span.end()
-            if trace.get_current_span() is span:
-                otel_context.attach(before)
+            self._leave(call)
+
+    def stream_opened(self, call: ModelCall) -> None:
+        # The upstream call has begun under the span. The rest of a stream may be read in
+        # another task, where this task's context token could not be reset: reset it now.
+        self._leave(call)
+
+    def _leave(self, call: ModelCall) -> None:
+        """The call's span stops being the current one (if it still is)."""
+        token = self.current.pop(id(call), None)
+        if token is not None:
+            otel_context.detach(token)
 
     @contextmanager
     def job_run(self, job_id: str, request_id: str | None) -> Iterator[None]:
@@ -290,11 +294,7 @@ class TracingObserver(Observer):
             kind=SpanKind.CONSUMER,
             attributes=attributes,
         ):
-            token = otel_context.attach(otel_context.set_value(REQUEST_ID_KEY, request_id))
-            try:
-                yield
-            finally:
-                otel_context.detach(token)
+            yield
 
     def job_finished(self, outcome: str) -> None:
         span = trace.get_current_span()  # the job's, when it ran under `job_run`
