@@ -16,11 +16,11 @@ export UV_PYTHON_DOWNLOADS := never
 DEV_HASH := $(shell $(PYTHON) -c 'import hashlib, json, tomllib; deps = tomllib.load(open("pyproject.toml", "rb"))["dependency-groups"]["dev"]; print(hashlib.sha256(json.dumps(deps).encode()).hexdigest()[:16])')
 STAMP := $(VENV)/.dev-$(DEV_HASH)
 
-# Two workers, whole test files each (--dist loadfile), in collection order, where the
-# conftest puts the two install files first: the render's own pytest and its mypy (the
-# long poles) then run side by side, sharing one fresh venv (tests/installs.py).
-# (--dist loadgroup would be finer, but xdist 3.8 ignores xdist_group under pytest 9.2:
-# pytest-dev/pytest-xdist#1386.)
+# Two workers fed one test at a time (--dist load --maxschedchunk 1), in collection
+# order, where the conftest puts the install tests first, longest first: each render's
+# own pytest, then its mypy. Those long poles then spread over both workers instead of
+# queueing on the one that holds their file (--dist loadfile did that: 21 minutes).
+# Renders and installs are shared across workers (tests/installs.py, file locks).
 PYTEST_WORKERS ?= 2
 PYTEST_ARGS ?=
 
@@ -54,7 +54,7 @@ $(STAMP):
 	touch $@
 
 test: venv ## run the template's test suite
-	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist load --maxschedchunk 1 $(PYTEST_ARGS)
 
 lint: venv ## ruff on the hooks, tests and benchmarks; mypy on the tests and benchmarks
 	$(BIN)/ruff check hooks tests benchmarks

@@ -79,6 +79,7 @@ MANIFEST: dict[str, list[str]] = {
         "src/{slug}/jobs/memory_store.py",
     ],
     "use_websocket=yes": [
+        "loadtest/ws_chat.py",
         "src/{slug}/api/ws.py",
         "src/{slug}/config/websocket.py",
         "src/{slug}/schemas/ws.py",

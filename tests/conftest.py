@@ -23,7 +23,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # The install tests are the long poles: start them first, so that under xdist
-    # (--dist loadfile --no-loadscope-reorder) they run beside the rest, not after it.
+    # (--dist load --maxschedchunk 1: one test at a time to whichever worker is free) they
+    # spread over the workers and run beside the rest, not after it.
     items.sort(key=lambda item: item.get_closest_marker("install") is None)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import collections
 import hashlib
 import itertools
 import json
@@ -224,7 +225,78 @@ def covering_rows(
     candidates = [(row, frozenset(pairs_of(row, options))) for row in every if possible(row)]
     shuffle = random.Random(20261201)  # noqa: S311 - reproducible tie-breaking, not secrets
     runs = (covering_run(options, candidates, bases, seeds, shuffle) for _ in range(tries))
-    return min(runs, key=len)
+    shortest = min(runs, key=len)
+    pinned = [set(seed) if seed else set(options) for seed in seeds]
+    pinned += [set(base) for base in bases]
+    return shrunk(shortest, options, pinned=pinned, shuffle=shuffle)
+
+
+def shrunk(
+    rows: list[dict[str, Any]],
+    options: Sequence[str],
+    *,
+    pinned: Sequence[set[str]],
+    shuffle: random.Random,
+    steps: int = 300,
+) -> list[dict[str, Any]]:
+    """`rows` less as many of its free rows (those after the `pinned` ones) as a local
+    search can do without: drop one, then rewrite the cells no pin holds until every
+    pair is covered again. Greedy covering leaves a row or three more than needed, and
+    each row is a render whose whole test suite runs in CI."""
+    wanted = all_pairs(options)
+    while len(rows) > len(pinned):
+        for drop in range(len(rows) - 1, len(pinned) - 1, -1):
+            trial = [dict(row) for index, row in enumerate(rows) if index != drop]
+            if repaired(trial, options, wanted, pinned=pinned, shuffle=shuffle, steps=steps):
+                rows = trial
+                break
+        else:
+            break
+    return rows
+
+
+def repaired(
+    rows: list[dict[str, Any]],
+    options: Sequence[str],
+    wanted: set[Pair],
+    *,
+    pinned: Sequence[set[str]],
+    shuffle: random.Random,
+    steps: int,
+) -> bool:
+    """Rewrite unpinned cells of `rows` in place until they hold every pair of `wanted`
+    (True), or give up after `steps` moves (False). A move puts one uncovered pair into
+    one row whose pins allow it, keeping the answers possible; the best move is taken
+    even when it gains nothing, so the search walks across plateaus."""
+    held = collections.Counter(pair for row in rows for pair in pairs_of(row, options))
+    uncovered = {pair for pair in wanted if not held[pair]}
+    for _ in range(steps):
+        if not uncovered:
+            return True
+        (a, va), (b, vb) = shuffle.choice(sorted(uncovered, key=repr))
+        best: tuple[int, int, dict[str, Any]] | None = None
+        for index, row in enumerate(rows):
+            fixed = pinned[index] if index < len(pinned) else set()
+            if (a in fixed and row[a] != va) or (b in fixed and row[b] != vb):
+                continue
+            changed = {**row, a: va, b: vb}
+            if not possible(changed):
+                continue
+            lost = pairs_of(row, options) - pairs_of(changed, options)
+            gained = pairs_of(changed, options) - pairs_of(row, options)
+            left = sum(1 for pair in lost if held[pair] == 1 and pair in wanted) - sum(
+                1 for pair in gained if pair in uncovered
+            )
+            if best is None or left < best[0]:
+                best = (left, index, changed)
+        if best is None:
+            return False
+        _, index, changed = best
+        held.subtract(pairs_of(rows[index], options))
+        held.update(pairs_of(changed, options))
+        rows[index] = changed
+        uncovered = {pair for pair in wanted if held[pair] <= 0}
+    return not uncovered
 
 
 def covering_run(

@@ -90,3 +90,5 @@ def service_process(folder: Path, **variables: str) -> Iterator[tuple[str, subpr
         if process.poll() is None:
             process.kill()
             process.wait()
+        if process.stdout:
+            process.stdout.close()

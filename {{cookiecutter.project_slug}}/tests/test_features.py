@@ -183,10 +183,13 @@ def test_concurrent_submissions_run_each_job_exactly_once(
 
 
 def test_full_queue_answers_503_with_retry_after() -> None:
-    settings = make_settings(job_queue_size=1, job_workers=1, fake_llm_token_latency_ms=200)
+    # One job runs (five tokens, half a second) and one waits: the next two are refused.
+    settings = make_settings(job_queue_size=1, job_workers=1, fake_llm_token_latency_ms=100)
     with TestClient(create_app(settings)) as client:
+        body = {"max_tokens": 5}
         statuses = [
-            client.post("/api/v1/jobs", json={"prompt": f"p{n}"}, headers=AUTH) for n in range(4)
+            client.post("/api/v1/jobs", json={"prompt": f"p{n}", **body}, headers=AUTH)
+            for n in range(4)
         ]
     refused = [r for r in statuses if r.status_code == 503]
     assert statuses[0].status_code == 202
