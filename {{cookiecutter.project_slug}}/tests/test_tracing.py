@@ -229,10 +229,16 @@ def test_job_run_is_a_span_with_the_request_id(exporter: InMemorySpanExporter) -
 {%- if cookiecutter.database != "none" %}
 
 
-def test_request_that_uses_the_database_has_sql_spans(exporter: InMemorySpanExporter) -> None:
+def trace_the_next_engine() -> None:
+    """The SQLAlchemy instrumentation traces the first engine of a process (a served
+    process has one); the tests make many, and want the next one traced."""
     instrumentor = SQLAlchemyInstrumentor()
     if instrumentor.is_instrumented_by_opentelemetry:
-        instrumentor.uninstrument()  # it traces the first engine of a process: this app's here
+        instrumentor.uninstrument()
+
+
+def test_request_that_uses_the_database_has_sql_spans(exporter: InMemorySpanExporter) -> None:
+    trace_the_next_engine()
     with TestClient(create_app(make_settings())) as client:
         exporter.clear()
         headers = {**AUTH, "X-Request-ID": "trace-sql"}
@@ -243,6 +249,18 @@ def test_request_that_uses_the_database_has_sql_spans(exporter: InMemorySpanExpo
     assert any(span.name.startswith("INSERT") for span in sql), [span.name for span in traced]
     assert {attributes(span)[REQUEST_ID_ATTRIBUTE] for span in sql} == {"trace-sql"}
 {%- endif %}
+
+
+def test_probes_make_no_spans(exporter: InMemorySpanExporter) -> None:
+    """Not traced: the probes, nor the client calls their checks make (in no request)."""
+{%- if cookiecutter.database != "none" %}
+    trace_the_next_engine()
+{%- endif %}
+    with TestClient(create_app(make_settings(readiness_cache_s=0))) as client:
+        exporter.clear()
+        for path in ("/health/live", "/health/ready", "/health/ready"):
+            assert client.get(path).status_code == 200
+    assert finished(exporter) == []
 
 
 @pytest.fixture
