@@ -135,7 +135,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.trusted_hosts:  # checked before any redirect names the host
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.trusted_hosts)
 {%- if cookiecutter.use_opentelemetry %}
-    trace_requests(app)  # OTEL_*: the request id on the spans, when this process traces
+    trace_requests(app)  # when OTEL_* names an exporter: spans, with the request id
 {%- endif %}
     app.add_middleware(
         EdgeMiddleware,
