@@ -169,6 +169,21 @@ def test_history_is_the_callers_own_newest_first_and_paginated() -> None:
 {%- endif %}
 
 
+{% if cookiecutter.use_websocket and cookiecutter.auth != "none" -%}
+def test_a_websocket_reply_is_recorded_as_its_callers() -> None:
+    """A /ws/chat reply is in the history of the caller who opened the socket: the
+    service is given the principal, not left to find it in the logging context."""
+    settings, caller = new_caller()
+    with TestClient(create_app(settings)) as client:
+        with client.websocket_connect("/ws/chat", headers=caller.headers) as ws:
+            ws.send_json({"type": "prompt", "prompt": "over the socket", "max_tokens": 5})
+            while ws.receive_json()["type"] != "done":
+                pass
+        (row,) = history_of(client, caller, 1)
+    assert (row["status"], row["streamed"]) == ("ok", True)
+
+
+{% endif -%}
 def test_store_prompts_keeps_the_prompt_and_completion_text() -> None:
     settings, caller = new_caller(store_prompts=True)
     with TestClient(create_app(settings)) as client:

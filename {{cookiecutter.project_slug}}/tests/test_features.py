@@ -57,6 +57,24 @@ def test_no_cache_header_bypasses_the_cache(client: TestClient) -> None:
 def test_cache_key_is_normalised(client: TestClient) -> None:
     generate(client, prompt="  same question ", temperature=0)
     assert generate(client, prompt="same question", temperature=0).json()["cached"]
+{%- if cookiecutter.auth != "none" %}
+
+
+@pytest.mark.parametrize("scope", ["principal", "global"])
+def test_cached_answers_are_each_callers_own_unless_the_scope_is_global(scope: str) -> None:
+    """A HIT must not tell one caller what another asked (CACHE_SCOPE=principal, the
+    default); CACHE_SCOPE=global shares answers between callers on purpose."""
+    admitted, (asker, other) = callers(2)
+    settings = make_settings(cache_scope=scope, **admitted)
+    body = {"prompt": f"what did the other caller ask? ({scope})", "temperature": 0}
+    with TestClient(create_app(settings)) as client:
+        first = client.post("/api/v1/generate", json=body, headers=asker.headers)
+        again = client.post("/api/v1/generate", json=body, headers=asker.headers)
+        theirs = client.post("/api/v1/generate", json=body, headers=other.headers)
+    assert (first.headers["X-Cache"], again.headers["X-Cache"]) == ("MISS", "HIT")
+    assert theirs.headers["X-Cache"] == ("HIT" if scope == "global" else "MISS")
+    assert theirs.json()["cached"] is (scope == "global")
+{%- endif %}
 
 
 def test_identical_in_flight_requests_share_one_upstream_call(

@@ -302,6 +302,8 @@ def test_parameters_that_change_nothing_are_accepted(client: openai.OpenAI) -> N
         metadata={"ticket": "42"},
         store=False,
         service_tier="auto",
+        prompt_cache_key="tenant-42",
+        extra_body={"prompt_cache_retention": "24h"},
     )
     assert completion.choices[0].message.content
 

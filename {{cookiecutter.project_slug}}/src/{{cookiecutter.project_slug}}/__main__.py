@@ -1,4 +1,4 @@
-{%- set commands = ["serve"] %}
+{%- set commands = ["serve", "openapi"] %}
 {%- if cookiecutter.database != "none" %}{% set commands = commands + ["migrate"] %}{% endif %}
 {%- if cookiecutter.use_redis %}{% set commands = commands + ["worker"] %}{% endif %}
 {%- set key_table = cookiecutter.auth == "api_key" and cookiecutter.database != "none" %}
@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import uvicorn
 {% if key_table %}
@@ -44,6 +45,12 @@ def serve(args: argparse.Namespace) -> int:
         server_header=False,
     )
     return 0
+
+
+def openapi(args: argparse.Namespace) -> int:
+    from .api.openapi_file import write_or_check  # builds the app: only this command needs it
+
+    return write_or_check(args.output, check=args.check)
 {%- if cookiecutter.database != "none" %}
 
 
@@ -82,6 +89,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve_parser.add_argument("--workers", type=int, help="worker processes (default: WORKERS)")
     serve_parser.add_argument("--reload", action="store_true", help="restart on code changes")
     serve_parser.set_defaults(handler=serve)
+    openapi_parser = commands.add_parser("openapi", help="write the OpenAPI document to a file")
+    openapi_parser.add_argument(
+        "--output", type=Path, default=Path("openapi.json"), help="file (./openapi.json)"
+    )
+    openapi_parser.add_argument(
+        "--check", action="store_true", help="exit 1 if the file is missing or out of date"
+    )
+    openapi_parser.set_defaults(handler=openapi)
 {%- if cookiecutter.database != "none" %}
     migrate_parser = commands.add_parser("migrate", help="apply database migrations")
     migrate_parser.add_argument("revision", nargs="?", default="head", help="target (head)")

@@ -23,7 +23,7 @@ from .core.cpu import CPUPool
 from .core.errors import install_error_handlers
 from .core.lifecycle import Lifecycle
 from .core.logging import configure_logging, get_logger
-from .core.openapi import install_openapi
+from .core.openapi import install_openapi, operation_id
 {%- if cookiecutter.use_opentelemetry %}
 from .core.tracing import REQUEST_TELEMETRY, trace_requests
 {%- endif %}
@@ -75,6 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        generate_unique_id_function=operation_id,
 {%- if cookiecutter.use_opentelemetry %}
         telemetry=REQUEST_TELEMETRY,
 {%- endif %}

@@ -34,13 +34,13 @@ from ..schemas.generate import check_prompt_length
 from ..schemas.responses import (
     ITEMS,
     DeletedResponse,
-    FunctionCallOut,
     ItemIn,
     LogprobOut,
     MessageOut,
     OutputTextOut,
     RefusalOut,
     ResponseCreateRequest,
+    ResponseFunctionCallOut,
     ResponseObject,
     ResponseUsage,
     incomplete_details,
@@ -144,20 +144,20 @@ class ResponseEvents:
 
     response: ResponseObject  # as created, without output
     sequence: int = 0
-    items: list[MessageOut | FunctionCallOut] = field(default_factory=list)
+    items: list[MessageOut | ResponseFunctionCallOut] = field(default_factory=list)
     finish_reason: FinishReason = "stop"
     usage: Usage | None = None
     model: str | None = None
     _message: MessageOut | None = None
-    _call: FunctionCallOut | None = None
-    _calls: dict[int, FunctionCallOut] = field(default_factory=dict)
+    _call: ResponseFunctionCallOut | None = None
+    _calls: dict[int, ResponseFunctionCallOut] = field(default_factory=dict)
 
     def _event(self, kind: str, **fields: Any) -> bytes:
         data = {"type": kind, "sequence_number": self.sequence, **fields}
         self.sequence += 1
         return sse(data, event=kind)
 
-    def _add(self, item: MessageOut | FunctionCallOut) -> bytes:
+    def _add(self, item: MessageOut | ResponseFunctionCallOut) -> bytes:
         self.items.append(item)
         return self._event(
             "response.output_item.added",
@@ -165,7 +165,7 @@ class ResponseEvents:
             item=item.model_dump(mode="json"),
         )
 
-    def _done(self, item: MessageOut | FunctionCallOut) -> bytes:
+    def _done(self, item: MessageOut | ResponseFunctionCallOut) -> bytes:
         return self._event(
             "response.output_item.done",
             output_index=self.items.index(item),
@@ -254,7 +254,7 @@ class ResponseEvents:
         if call is None:
             events += self._close_message()
             events += self._close_call()
-            call = FunctionCallOut(
+            call = ResponseFunctionCallOut(
                 id=new_id("fc"),
                 call_id=delta.id or new_id("call"),
                 name=delta.name or "",

@@ -1,10 +1,12 @@
 """The OpenAPI document as the service answers.
 
-`/v1` refuses bad requests with 400, as OpenAI does, so its operations document no 422
-(FastAPI adds one to every route that validates input). The operations that
-authenticate their caller declare the security schemes, so that /docs' Authorize dialog
-offers them; the check itself is one plain dependency, not FastAPI's security classes,
-which a hot route would pay for on every request.
+Each operation's id is its function's name (`generate`, `list_models`), which generated
+clients name their functions after. `/v1` refuses bad requests with 400, as OpenAI
+does, so its operations document no 422 (FastAPI adds one to every route that
+validates input). The operations that authenticate their caller declare the security
+schemes, so that /docs' Authorize dialog offers them; the check itself is one plain
+dependency, not FastAPI's security classes, which a hot route would pay for on every
+request.
 """
 
 from __future__ import annotations
@@ -60,6 +62,11 @@ def with_security(
                 if operation is not None:
                     operation["security"] = requirement
     return document
+
+
+def operation_id(route: APIRoute) -> str:
+    """`generate`, where FastAPI would say `generate_api_v1_generate_post`."""
+    return route.name
 
 
 def install_openapi(app: FastAPI, security: Security) -> None:

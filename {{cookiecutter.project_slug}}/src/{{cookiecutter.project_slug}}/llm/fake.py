@@ -57,7 +57,14 @@ VOCABULARY = re.findall(
 )
 # Parameters of OpenAI's API that change nothing a fake answer could show.
 NO_EFFECT_EXTRAS = frozenset(
-    {"store", "service_tier", "prompt_cache_key", "safety_identifier", "verbosity"}
+    {
+        "store",
+        "service_tier",
+        "prompt_cache_key",
+        "prompt_cache_retention",
+        "safety_identifier",
+        "verbosity",
+    }
 )
 ARGUMENT_PIECE = 12  # characters of tool-call arguments per streamed chunk
 

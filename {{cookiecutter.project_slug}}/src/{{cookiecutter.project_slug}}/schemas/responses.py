@@ -525,14 +525,14 @@ ItemStatus = Literal["in_progress", "completed", "incomplete"]
 ResponseStatus = Literal["queued", "in_progress", "completed", "incomplete", "failed", "cancelled"]
 
 
-class TopLogprobOut(BaseModel):
+class ResponseTopLogprobOut(BaseModel):
     token: str
     bytes: list[int]
     logprob: float
 
 
-class LogprobOut(TopLogprobOut):
-    top_logprobs: list[TopLogprobOut] = Field(default_factory=list)
+class LogprobOut(ResponseTopLogprobOut):
+    top_logprobs: list[ResponseTopLogprobOut] = Field(default_factory=list)
 
     @classmethod
     def of(cls, item: TokenLogprob) -> LogprobOut:
@@ -541,7 +541,7 @@ class LogprobOut(TopLogprobOut):
             bytes=list(item.bytes) if item.bytes is not None else list(item.token.encode()),
             logprob=item.logprob,
             top_logprobs=[
-                TopLogprobOut(
+                ResponseTopLogprobOut(
                     token=top.token,
                     bytes=list(top.bytes) if top.bytes is not None else list(top.token.encode()),
                     logprob=top.logprob,
@@ -571,7 +571,7 @@ class MessageOut(BaseModel):
     content: list[Annotated[OutputTextOut | RefusalOut, Field(discriminator="type")]]
 
 
-class FunctionCallOut(BaseModel):
+class ResponseFunctionCallOut(BaseModel):
     id: str
     type: Literal["function_call"] = "function_call"
     call_id: str
@@ -580,7 +580,7 @@ class FunctionCallOut(BaseModel):
     status: ItemStatus
 
 
-OutputItem = Annotated[MessageOut | FunctionCallOut, Field(discriminator="type")]
+OutputItem = Annotated[MessageOut | ResponseFunctionCallOut, Field(discriminator="type")]
 
 
 class InputTokensDetails(BaseModel):
@@ -740,7 +740,7 @@ def output_of(choice: Choice, status: ItemStatus) -> list[OutputItem]:
             content.append(RefusalOut(refusal=choice.refusal))
         items.append(MessageOut(id=new_id("msg"), status=status, content=content))
     items += [
-        FunctionCallOut(
+        ResponseFunctionCallOut(
             id=new_id("fc"),
             call_id=call.id,
             name=call.name,
