@@ -20,6 +20,7 @@ ANSWERS = {
     "use_redis": {{ cookiecutter.use_redis }},
     "use_websocket": {{ cookiecutter.use_websocket }},
     "auth": {{ cookiecutter.auth | tojson }},
+    "use_prometheus": {{ cookiecutter.use_prometheus }},
     "use_opentelemetry": {{ cookiecutter.use_opentelemetry }},
     "use_kubernetes": {{ cookiecutter.use_kubernetes }},
     "use_graphql": {{ cookiecutter.use_graphql }},
@@ -130,6 +131,18 @@ MANIFEST: dict[str, list[str]] = {
     ],
     "use_graphql=yes&database=sqlite|postgresql": [
         "src/{slug}/graphql/history.py",
+    ],
+    "use_prometheus=yes": [
+        "observability",
+        "src/{slug}/core/metrics.py",
+        "src/{slug}/core/metrics_files.py",
+        "tests/test_metrics.py",
+    ],
+    "use_prometheus=yes&use_redis=yes": [
+        "src/{slug}/config/metrics.py",
+    ],
+    "use_prometheus=yes&use_kubernetes=yes&database=postgresql|none": [
+        "k8s/components",
     ],
     "use_kubernetes=yes": [
         "k8s",

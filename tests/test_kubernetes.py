@@ -11,6 +11,7 @@ against the service's code (its Settings, routes and CLI): the install tests run
 from __future__ import annotations
 
 import ast
+import os
 import re
 from collections.abc import Callable, Iterator
 from functools import cache
@@ -174,11 +175,10 @@ def test_every_file_is_used_and_the_secret_example_is_not(
     overlay_files = {path.name for path in (k8s / "overlays" / "production").iterdir()}
     assert {patch["path"] for patch in overlay["patches"]} == overlay_files - {"kustomization.yaml"}
     assert overlay["resources"] == ["../../base"]
-    assert sorted(path.name for path in k8s.iterdir()) == [
-        "base",
-        "overlays",
-        "secrets.example.env",
-    ]
+    component = ["components"] if combo["database"] != "sqlite" else []  # an HPA to patch
+    assert sorted(path.name for path in k8s.iterdir()) == sorted(
+        ["base", "overlays", "secrets.example.env", *component]
+    )
 
 
 # --- what the manifests hold --------------------------------------------------------------
@@ -211,7 +211,7 @@ def test_objects_follow_the_options(project_of: Project, combo: dict[str, Any]) 
     if combo["database"] == "postgresql":
         expected.add(("Job", f"{NAME}-migrate"))
     if redis and not sqlite:
-        expected.add(("Deployment", f"{NAME}-worker"))
+        expected |= {("Deployment", f"{NAME}-worker"), ("NetworkPolicy", f"{NAME}-worker")}
     assert found == expected
     api_containers = [
         c["name"] for c in api_deployment(objects)["spec"]["template"]["spec"]["containers"]
@@ -339,8 +339,24 @@ def test_service_ingress_and_network_policy_meet_the_port(
     policies = objects_of(objects, "NetworkPolicy")
     api_policy = policies[f"{NAME}-api"]
     assert api_policy["spec"]["podSelector"]["matchLabels"].items() <= pod_labels.items()
-    (allowed,) = api_policy["spec"]["ingress"]
-    assert allowed["ports"] == [{"port": "http", "protocol": "TCP"}]
+    from_ingress, from_prometheus = api_policy["spec"]["ingress"]
+    assert from_ingress["ports"] == [{"port": "http", "protocol": "TCP"}]
+    scraped = [entry["port"] for entry in from_prometheus["ports"]]
+    pod_worker = combo["database"] == "sqlite" and combo["use_redis"]
+    assert scraped == (["http", "metrics"] if pod_worker else ["http"])
+    (prometheus,) = from_prometheus["from"]
+    assert prometheus["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "prometheus"}
+    if combo["use_redis"] and not pod_worker:
+        worker = objects_of(objects, "Deployment")[f"{NAME}-worker"]
+        worker_labels = worker["spec"]["template"]["metadata"]["labels"]
+        worker_policy = policies[f"{NAME}-worker"]["spec"]
+        assert worker_policy["podSelector"]["matchLabels"].items() <= worker_labels.items()
+        (allowed,) = worker_policy["ingress"]
+        assert allowed["ports"] == [{"port": "metrics", "protocol": "TCP"}]
+    for name, container in containers(objects):
+        ports = {port["name"]: port["containerPort"] for port in container.get("ports", [])}
+        if container["name"] == "worker":  # WORKER_METRICS_PORT
+            assert ports == {"metrics": int(config_of(project)["WORKER_METRICS_PORT"])}, name
     egress_ports = {
         entry["port"] for rule in policies[NAME]["spec"]["egress"] for entry in rule["ports"]
     }
@@ -348,6 +364,40 @@ def test_service_ingress_and_network_policy_meet_the_port(
     expected |= {5432} if combo["database"] == "postgresql" else set()
     expected |= {6379} if combo["use_redis"] else set()
     assert egress_ports == expected
+
+
+@pytest.mark.parametrize("database", ["postgresql", "none"])
+def test_in_flight_autoscaling_component_builds_and_validates(
+    project_of: Project, database: str, tmp_path: Path
+) -> None:
+    """The overlay a reader makes to use k8s/components/in-flight-autoscaling."""
+    k8s = project_of(database=database) / "k8s"
+    (tmp_path / "kustomization.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                "kind": "Kustomization",
+                # kustomize takes no absolute paths
+                "resources": [os.path.relpath(k8s / "base", tmp_path)],
+                "components": [os.path.relpath(k8s / "components/in-flight-autoscaling", tmp_path)],
+            }
+        ),
+        encoding="utf-8",
+    )
+    result = run([tool("kubectl"), "kustomize", tmp_path], timeout=120)
+    assert result.returncode == 0, describe(result)
+    objects = [document for document in yaml.safe_load_all(result.stdout) if document]
+    (autoscaler,) = objects_of(tuple(objects), "HorizontalPodAutoscaler").values()
+    for version in KUBERNETES_VERSIONS:
+        kubernetes_validate.validate(autoscaler, version, strict=True)
+    kinds = [metric["type"] for metric in autoscaler["spec"]["metrics"]]
+    assert kinds == ["Resource", "Resource", "Pods"]
+    pods = autoscaler["spec"]["metrics"][2]["pods"]
+    assert pods["metric"]["name"] == "http_requests_inprogress"  # core/metrics.py's gauge
+    metrics_module = project_of(database=database) / "src" / SLUG / "core" / "metrics.py"
+    assert '"http_requests_inprogress"' in metrics_module.read_text(encoding="utf-8")
+    overlay = (k8s / "overlays" / "production" / "kustomization.yaml").read_text()
+    assert "#   - ../../components/in-flight-autoscaling" in overlay
 
 
 @by_combo()

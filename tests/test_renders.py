@@ -78,6 +78,9 @@ REQUIRED_FILES = (
 
 # `${{ ... }}` is GitHub Actions' own expression syntax, legitimate in its workflow files.
 GITHUB_EXPRESSION = re.compile(r"\$\{\{.*?\}\}")
+# Prometheus' alert templates (`{{ $value }}`, `{{ $labels.upstream }}`), in its rule files.
+PROMETHEUS_TEMPLATE = re.compile(r"\{\{ \$(?:value|labels\.\w+)(?: \| \w+)? \}\}")
+OWN_TEMPLATES = {".github/": GITHUB_EXPRESSION, "observability/prometheus/": PROMETHEUS_TEMPLATE}
 LEFTOVER_MARKERS = ("cookiecutter.", "{%", "{{")
 # The seed guide's item numbers ("seed S3.3", "S4.2"): a render reads as its own code.
 GUIDE_CITATION = re.compile(r"\bS\d+\.\d+\b|(?<![A-Za-z])[Ss]eed[ _](guide|item|contract|S\d)")
@@ -227,9 +230,9 @@ def test_no_template_leftovers(matrix: dict[str, Path], combo: dict[str, Any]) -
         if b"\0" in data:
             continue  # binary
         checked += 1
-        in_github = relative.startswith(".github/")
+        own = next((own for top, own in OWN_TEMPLATES.items() if relative.startswith(top)), None)
         for number, line in enumerate(data.decode("utf-8").splitlines(), start=1):
-            visible = GITHUB_EXPRESSION.sub("", line) if in_github else line
+            visible = own.sub("", line) if own else line
             problems += [
                 f"{relative}:{number}: {marker!r} in {line.strip()!r}"
                 for marker in LEFTOVER_MARKERS

@@ -4,13 +4,14 @@ or the service itself started with its own command in a process of its own."""
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import httpx
@@ -55,7 +56,7 @@ def serve(app: ASGIApp, *, lifespan: str = "on") -> Iterator[str]:
 @contextmanager
 def service_process(folder: Path, **variables: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     """`python -m <slug>` on a free port with these variables (the tests' credentials among
-    them: conftest.AUTH_ENV); killed if still running."""
+    them: conftest.AUTH_ENV); killed, with its worker processes, if still running."""
     port = free_port()
     env = {
         **os.environ,
@@ -72,23 +73,30 @@ def service_process(folder: Path, **variables: str) -> Iterator[tuple[str, subpr
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=True,  # its group: uvicorn's worker processes with it
     )
     base_url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
+    # Worker processes (WORKERS) each import the service, at once, on the same cores.
+    deadline = time.monotonic() + 20 * int(env.get("WORKERS", "1"))
     while True:
         try:
             httpx.get(f"{base_url}/health/live", timeout=1).raise_for_status()
             break
         except httpx.HTTPError:
             if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
+                kill_group(process)
                 pytest.fail(f"server did not start:\n{process.communicate()[0]}")
             time.sleep(0.1)
     try:
         yield base_url, process
     finally:
         if process.poll() is None:
-            process.kill()
+            kill_group(process)
             process.wait()
         if process.stdout:
             process.stdout.close()
+
+
+def kill_group(process: subprocess.Popen[str]) -> None:
+    with suppress(ProcessLookupError):  # all gone already
+        os.killpg(process.pid, signal.SIGKILL)

@@ -28,8 +28,9 @@ def base_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def client(base_url: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{base_url}/v1", api_key=API_KEY, max_retries=0)
+def client(base_url: str) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=f"{base_url}/v1", api_key=API_KEY, max_retries=0) as client:
+        yield client
 
 
 def test_models_list(client: openai.OpenAI) -> None:
@@ -116,8 +117,10 @@ def test_bad_request(client: openai.OpenAI) -> None:
 
 
 def test_authentication_error(base_url: str) -> None:
-    client = openai.OpenAI(base_url=f"{base_url}/v1", api_key="sk-wrong", max_retries=0)
-    with pytest.raises(openai.AuthenticationError):
+    with (
+        openai.OpenAI(base_url=f"{base_url}/v1", api_key="sk-wrong", max_retries=0) as client,
+        pytest.raises(openai.AuthenticationError),
+    ):
         client.models.list()
 {%- endif %}
 
@@ -131,8 +134,10 @@ def test_unknown_model_is_not_found(client: openai.OpenAI) -> None:
 def test_rate_limit_honours_retry_after(upstream: Upstream, upstream_url: str) -> None:
     upstream.then(*[Behaviour(status=429, retry_after="1")] * 2)
     settings = upstream_settings(upstream_url, llm_max_retries=0)
-    with serve(create_app(settings)) as url:
-        client = openai.OpenAI(base_url=f"{url}/v1", api_key=API_KEY, max_retries=1)
+    with (
+        serve(create_app(settings)) as url,
+        openai.OpenAI(base_url=f"{url}/v1", api_key=API_KEY, max_retries=1) as client,
+    ):
         start = time.monotonic()
         with pytest.raises(openai.RateLimitError):
             client.chat.completions.create(model="upstream-model", messages=MESSAGES)
@@ -143,8 +148,11 @@ def test_rate_limit_honours_retry_after(upstream: Upstream, upstream_url: str) -
 
 def test_server_error(upstream: Upstream, upstream_url: str) -> None:
     upstream.then(Behaviour(status=500))
-    with serve(create_app(upstream_settings(upstream_url, llm_max_retries=0))) as url:
-        client = openai.OpenAI(base_url=f"{url}/v1", api_key=API_KEY, max_retries=0)
-        with pytest.raises(openai.InternalServerError) as caught:
-            client.chat.completions.create(model="upstream-model", messages=MESSAGES)
+    settings = upstream_settings(upstream_url, llm_max_retries=0)
+    with (
+        serve(create_app(settings)) as url,
+        openai.OpenAI(base_url=f"{url}/v1", api_key=API_KEY, max_retries=0) as client,
+        pytest.raises(openai.InternalServerError) as caught,
+    ):
+        client.chat.completions.create(model="upstream-model", messages=MESSAGES)
     assert caught.value.status_code == 502

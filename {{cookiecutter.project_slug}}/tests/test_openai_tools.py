@@ -75,8 +75,9 @@ def base_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def client(base_url: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{base_url}/v1", api_key=API_KEY, max_retries=0)
+def client(base_url: str) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=f"{base_url}/v1", api_key=API_KEY, max_retries=0) as client:
+        yield client
 
 
 def function_calls(message: ChatCompletionMessage) -> list[ChatCompletionMessageFunctionToolCall]:
@@ -348,8 +349,10 @@ def test_several_models_with_aliases(tmp_path: Path) -> None:
         '[[models]]\nname = "vectors"\nkind = "embedding"\n',
         encoding="utf-8",
     )
-    with serve(create_app(make_settings(llm_models_file=str(models_file)))) as url:
-        client = openai.OpenAI(base_url=f"{url}/v1", api_key=API_KEY, max_retries=0)
+    with (
+        serve(create_app(make_settings(llm_models_file=str(models_file)))) as url,
+        openai.OpenAI(base_url=f"{url}/v1", api_key=API_KEY, max_retries=0) as client,
+    ):
         assert [model.id for model in client.models.list()] == ["small", "large", "vectors"]
         assert client.models.retrieve("tiny").id == "small"
         reply = client.chat.completions.create(model="s", messages=ASK)
@@ -468,8 +471,10 @@ def test_the_upstream_sees_tools_and_tool_messages_exactly_as_sent(
         "store": True,
     }
     settings = upstream_settings(upstream_url, llm_model="upstream-model")
-    with serve(create_app(settings)) as url:
-        client = openai.OpenAI(base_url=f"{url}/v1", api_key=API_KEY, max_retries=0)
+    with (
+        serve(create_app(settings)) as url,
+        openai.OpenAI(base_url=f"{url}/v1", api_key=API_KEY, max_retries=0) as client,
+    ):
         whole = client.chat.completions.create(
             model="upstream-model", messages=conversation, max_completion_tokens=50, extra_body=sent
         )
@@ -502,16 +507,20 @@ def test_an_upstream_content_filter_finish_is_passed_on(
 ) -> None:
     upstream.then(Behaviour(finish_reason="content_filter"))
     settings = upstream_settings(upstream_url)
-    with serve(create_app(settings)) as url:
-        client = openai.OpenAI(base_url=f"{url}/v1", api_key=API_KEY, max_retries=0)
+    with (
+        serve(create_app(settings)) as url,
+        openai.OpenAI(base_url=f"{url}/v1", api_key=API_KEY, max_retries=0) as client,
+    ):
         completion = client.chat.completions.create(model="upstream-model", messages=ASK)
     assert completion.choices[0].finish_reason == "content_filter"
 
 
 def test_embeddings_through_the_upstream(upstream: Upstream, upstream_url: str) -> None:
     settings = upstream_settings(upstream_url, llm_embedding_model="text-embedding-3-small")
-    with serve(create_app(settings)) as url:
-        client = openai.OpenAI(base_url=f"{url}/v1", api_key=API_KEY, max_retries=0)
+    with (
+        serve(create_app(settings)) as url,
+        openai.OpenAI(base_url=f"{url}/v1", api_key=API_KEY, max_retries=0) as client,
+    ):
         result = client.embeddings.create(
             model="text-embedding-3-small", input=["a", "b"], dimensions=3
         )

@@ -77,8 +77,9 @@ def base_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def client(base_url: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{base_url}/v1", api_key=API_KEY, max_retries=0)
+def client(base_url: str) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=f"{base_url}/v1", api_key=API_KEY, max_retries=0) as client:
+        yield client
 
 
 def test_create_with_a_string_and_instructions(client: openai.OpenAI) -> None:
@@ -417,8 +418,10 @@ def test_background_response_is_polled_to_completion(client: openai.OpenAI) -> N
 
 def test_background_response_can_be_cancelled() -> None:
     settings = make_settings(fake_llm_token_latency_ms=200)  # a minute-long answer
-    with serve(create_app(settings)) as url:
-        client = openai.OpenAI(base_url=f"{url}/v1", api_key=API_KEY, max_retries=0)
+    with (
+        serve(create_app(settings)) as url,
+        openai.OpenAI(base_url=f"{url}/v1", api_key=API_KEY, max_retries=0) as client,
+    ):
         queued = client.responses.create(model="fake-model", input="Slowly", background=True)
         assert wait_for(client, queued.id, {"in_progress"}).status == "in_progress"
         cancelled = checked(client.responses.cancel(queued.id))
@@ -477,9 +480,12 @@ def test_every_process_sees_a_shared_store() -> None:
     cancelled through the other. The in-memory store is each process's own."""
     settings = make_settings(fake_llm_token_latency_ms=200)
     shared = shares_its_store(settings)
-    with serve(create_app(settings)) as first_url, serve(create_app(settings)) as second_url:
-        first = openai.OpenAI(base_url=f"{first_url}/v1", api_key=API_KEY, max_retries=0)
-        second = openai.OpenAI(base_url=f"{second_url}/v1", api_key=API_KEY, max_retries=0)
+    with (
+        serve(create_app(settings)) as first_url,
+        serve(create_app(settings)) as second_url,
+        openai.OpenAI(base_url=f"{first_url}/v1", api_key=API_KEY, max_retries=0) as first,
+        openai.OpenAI(base_url=f"{second_url}/v1", api_key=API_KEY, max_retries=0) as second,
+    ):
         made = first.responses.create(model="fake-model", input="Hi", max_output_tokens=2)
         if not shared:
             with pytest.raises(openai.NotFoundError):
@@ -565,8 +571,10 @@ def test_function_tool_round_trip_through_an_upstream(
     upstream: Upstream, upstream_url: str, streamed: bool
 ) -> None:
     upstream.then(Behaviour(tool_calls=(UPSTREAM_CALL,)))
-    with serve(create_app(upstream_settings(upstream_url))) as url:
-        client = openai.OpenAI(base_url=f"{url}/v1", api_key=API_KEY, max_retries=0)
+    with (
+        serve(create_app(upstream_settings(upstream_url))) as url,
+        openai.OpenAI(base_url=f"{url}/v1", api_key=API_KEY, max_retries=0) as client,
+    ):
         asked: dict[str, Any] = {
             "model": "upstream-model",
             "instructions": "Use the tools.",

@@ -23,17 +23,24 @@ from .auth.key_table import add_commands as add_api_key_commands
 from .auth.passwords import add_commands as add_user_commands
 {%- endif %}
 from .core.logging import configure_logging
+{%- if cookiecutter.use_prometheus %}
+from .core.metrics_files import prepare_metrics_dir
+{%- endif %}
 from .settings import get_settings
 
 
 def serve(args: argparse.Namespace) -> int:
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_format)
+    workers = args.workers or settings.workers
+{%- if cookiecutter.use_prometheus %}
+    prepare_metrics_dir(workers)  # before uvicorn starts the worker processes
+{%- endif %}
     uvicorn.run(
         "{{ cookiecutter.project_slug }}.main:app",
         host=args.host or settings.host,
         port=args.port or settings.port,
-        workers=args.workers or settings.workers,
+        workers=workers,
         reload=args.reload,
         log_config=None,  # logging is configured by the app, as JSON
         access_log=False,  # the edge middleware writes one line per request

@@ -23,6 +23,9 @@ from .core.cpu import CPUPool
 from .core.errors import install_error_handlers
 from .core.lifecycle import Lifecycle
 from .core.logging import configure_logging, get_logger
+{%- if cookiecutter.use_prometheus %}
+from .core.metrics import install_metrics
+{%- endif %}
 from .core.openapi import install_openapi, operation_id
 {%- if cookiecutter.use_opentelemetry %}
 from .core.tracing import REQUEST_TELEMETRY, trace_requests
@@ -144,6 +147,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_body_bytes=settings.max_body_bytes,
         hsts=settings.force_https,
     )
+{%- if cookiecutter.use_prometheus %}
+    install_metrics(app)  # GET /metrics; outermost, so it counts what clients got
+{%- endif %}
     return app
 
 

@@ -23,6 +23,9 @@ from .auth.api_keys import APIKeys, attach_api_keys
 {%- endif %}
 from .core.cache import MemoryResponseCache, ResponseCache
 from .core.lifecycle import Lifecycle
+{%- if cookiecutter.use_prometheus %}
+from .core.metrics import attach_metrics
+{%- endif %}
 from .core.observe import Observer
 from .core.ratelimit import MemoryRateLimiter, RateLimiter
 {%- if cookiecutter.use_redis %}
@@ -82,6 +85,9 @@ async def open_services(settings: Settings, lifecycle: Lifecycle) -> AsyncIterat
             ttl_s=settings.cache_ttl_s, max_entries=settings.cache_max_entries
         )
         services = Services(settings, lifecycle, stack, cache)
+{%- if cookiecutter.use_prometheus %}
+        attach_metrics(services)  # before anything that reports is built
+{%- endif %}
         services.response_store = MemoryResponseStore(
             ttl_s=settings.responses_ttl_s, max_entries=settings.responses_max_stored
         )

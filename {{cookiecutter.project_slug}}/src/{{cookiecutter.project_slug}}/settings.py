@@ -26,6 +26,9 @@ from .config.graphql import GraphQLSettings
 {%- if cookiecutter.auth == "jwt" %}
 from .config.jwt import JWTSettings
 {%- endif %}
+{%- if cookiecutter.use_prometheus and cookiecutter.use_redis %}
+from .config.metrics import MetricsSettings
+{%- endif %}
 from .config.models import ModelConfig
 from .config.ratelimit import RateLimitSettings
 {%- if cookiecutter.use_redis %}
@@ -51,6 +54,9 @@ class Settings(
     RateLimitSettings,
 {%- if cookiecutter.use_redis %}
     RedisSettings,
+{%- endif %}
+{%- if cookiecutter.use_prometheus and cookiecutter.use_redis %}
+    MetricsSettings,
 {%- endif %}
 {%- if cookiecutter.use_websocket %}
     WebSocketSettings,

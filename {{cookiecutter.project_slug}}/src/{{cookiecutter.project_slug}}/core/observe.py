@@ -65,6 +65,15 @@ class Observer:
     def upstream_error(self, upstream: str, error: str) -> None:
         """One failed attempt at an upstream (retried or not), by error code."""
 
+    def breaker_state(self, upstream: str, state: str) -> None:
+        """The upstream's circuit breaker is now `state` (closed, open, half_open)."""
+
+    def upstream_slots(self, upstream: str, *, in_flight: int, waiting: int) -> None:
+        """The upstream's bulkhead: calls holding a slot, and calls waiting for one."""
+
+    def job_queue_depth(self, depth: int) -> None:
+        """Jobs queued and not yet taken by a worker."""
+
     @contextmanager
     def job_run(self, job_id: str, request_id: str | None) -> Iterator[None]:
         """Around one run of a background job, in the API process or a worker."""
@@ -109,6 +118,18 @@ class Observers(Observer):
     def upstream_error(self, upstream: str, error: str) -> None:
         for observer in self.observers:
             observer.upstream_error(upstream, error)
+
+    def breaker_state(self, upstream: str, state: str) -> None:
+        for observer in self.observers:
+            observer.breaker_state(upstream, state)
+
+    def upstream_slots(self, upstream: str, *, in_flight: int, waiting: int) -> None:
+        for observer in self.observers:
+            observer.upstream_slots(upstream, in_flight=in_flight, waiting=waiting)
+
+    def job_queue_depth(self, depth: int) -> None:
+        for observer in self.observers:
+            observer.job_queue_depth(depth)
 
     @contextmanager
     def job_run(self, job_id: str, request_id: str | None) -> Iterator[None]:

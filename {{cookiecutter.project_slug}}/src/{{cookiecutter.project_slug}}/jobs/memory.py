@@ -17,6 +17,7 @@ from contextlib import asynccontextmanager, suppress
 from typing import TYPE_CHECKING, Any
 
 from ..core.logging import get_logger
+from ..core.observe import Observer
 from ..settings import Settings
 from .base import Job, JobStore, QueueFullError
 from .runner import JobRunner
@@ -43,6 +44,7 @@ async def open_job_queue(services: Services) -> AsyncIterator[InProcessJobQueue]
         max_queued=settings.job_queue_size,
         workers=settings.job_workers,
         stale_after_s=stale_after_s(settings),
+        observer=services.observer,
     )
     await queue.start()
     try:
@@ -61,8 +63,10 @@ class InProcessJobQueue:
         workers: int,
         stale_after_s: float,
         shutdown_grace_s: float = 20.0,
+        observer: Observer | None = None,
     ) -> None:
         self.store = store
+        self.observer = observer or Observer()
         self.runner = runner
         self.workers = workers
         self.stale_after_s = stale_after_s
@@ -101,6 +105,7 @@ class InProcessJobQueue:
                 self._held.add(job.id)
                 self._queue.put_nowait(job)
                 adopted += 1
+        self.observer.job_queue_depth(self._queue.qsize())
         if adopted:
             logger.info("jobs adopted", count=adopted)
 
@@ -133,10 +138,14 @@ class InProcessJobQueue:
             self._adding -= 1
         self._held.add(job.id)
         self._queue.put_nowait(job)
+        self.observer.job_queue_depth(self._queue.qsize())
         return job
 
     async def get(self, job_id: str) -> Job | None:
         return await self.store.get(job_id)
+
+    async def depth(self) -> int:
+        return self._queue.qsize()
 
     async def readiness(self) -> str | None:
         return None  # the queue is in this process: nothing that can be unreachable
@@ -144,6 +153,7 @@ class InProcessJobQueue:
     async def _work(self) -> None:
         while True:
             job = await self._queue.get()
+            self.observer.job_queue_depth(self._queue.qsize())
             try:
                 await self.runner.run(job)
             except Exception:  # the worker outlives any one job; a durable store keeps it

@@ -86,6 +86,9 @@ class RedisJobQueue:
     async def get(self, job_id: str) -> Job | None:
         return await self.store.get(job_id)
 
+    async def depth(self) -> int:
+        return int(await self.queue.count("queued"))
+
     async def readiness(self) -> str | None:
         return await redis_readiness(self.redis)
 

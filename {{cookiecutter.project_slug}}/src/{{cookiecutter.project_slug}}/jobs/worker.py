@@ -27,6 +27,9 @@ from saq.types import Context
 from ..core.errors import error_detail
 from ..core.lifecycle import Lifecycle
 from ..core.logging import get_logger
+{%- if cookiecutter.use_prometheus %}
+from ..core.metrics import serve_worker_metrics
+{%- endif %}
 from ..services import open_services
 from ..settings import Settings
 from .base import Job, JobStore
@@ -38,6 +41,9 @@ logger = get_logger(__name__)
 
 def run_worker(settings: Settings) -> None:
     """Run jobs until SIGTERM or SIGINT."""
+{%- if cookiecutter.use_prometheus %}
+    serve_worker_metrics(settings)  # GET /metrics on WORKER_METRICS_PORT
+{%- endif %}
     asyncio.run(_until_signalled(settings))
 
 

@@ -79,6 +79,7 @@ class CircuitBreaker:
         self._opened_at = 0.0
         self._state: BreakerState = "closed"
         self._trial_running = False
+        self.changed: Callable[[BreakerState], None] = lambda state: None  # told of each move
 
     @property
     def state(self) -> BreakerState:
@@ -96,6 +97,7 @@ class CircuitBreaker:
             return False
         if state == "half_open" and not self._trial_running:
             self._trial_running = True
+            self.changed("half_open")
             return True
         raise CircuitOpenError(
             "The model server is failing; requests are paused while it recovers.",
@@ -118,6 +120,7 @@ class CircuitBreaker:
                 self._state = "closed"
                 self._outcomes.clear()
                 self._failures = 0
+                self.changed("closed")
             return
         now = time.monotonic()
         self._outcomes.append((now, failed))
@@ -131,6 +134,7 @@ class CircuitBreaker:
     def _open(self) -> None:
         logger.warning("circuit opened", failures=self._failures, calls=len(self._outcomes))
         self._state, self._opened_at = "open", time.monotonic()
+        self.changed("open")
 
 
 class ResilientProvider:
@@ -166,12 +170,16 @@ class ResilientProvider:
         self.waiting = 0
         self.retries = 0
         self._paused_until = 0.0
+        self.breaker.changed = lambda state: self.observer.breaker_state(upstream, state)
+        self.observer.breaker_state(upstream, self.breaker.state)
+        self._report_slots()
 
     # -- bulkhead -------------------------------------------------------------------
     @asynccontextmanager
     async def _slot(self) -> AsyncIterator[None]:
         if self.in_flight >= self.max_concurrency:  # only a full bulkhead pays for a timer
             self.waiting += 1
+            self._report_slots()
             try:
                 async with asyncio.timeout(self.queue_timeout_s):
                     await self._slots.acquire()
@@ -183,14 +191,20 @@ class ResilientProvider:
                 ) from None
             finally:
                 self.waiting -= 1
+                self._report_slots()
         else:
             await self._slots.acquire()
         self.in_flight += 1
+        self._report_slots()
         try:
             yield
         finally:
             self.in_flight -= 1
             self._slots.release()
+            self._report_slots()
+
+    def _report_slots(self) -> None:
+        self.observer.upstream_slots(self.upstream, in_flight=self.in_flight, waiting=self.waiting)
 
     # -- back-pressure ----------------------------------------------------------------
     async def _respect_pause(self) -> None:

@@ -93,7 +93,7 @@ def model_call(
 
 def error_code(exc: BaseException) -> str:
     """What a failed call reports: the error's code, `cancelled`, or its class name."""
-    if isinstance(exc, asyncio.CancelledError):
+    if isinstance(exc, asyncio.CancelledError | GeneratorExit):  # the caller went away
         return "cancelled"
     return str(getattr(exc, "code", None) or type(exc).__name__)
 

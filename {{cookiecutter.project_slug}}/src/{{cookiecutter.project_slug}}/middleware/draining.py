@@ -10,7 +10,11 @@ from starlette.responses import Response
 
 from ..core.errors import error_response
 
+{% if cookiecutter.use_prometheus -%}
+EXEMPT_PREFIXES = ("/health", "/metrics")  # a drain is worth watching
+{% else -%}
 EXEMPT_PREFIXES = ("/health",)
+{% endif -%}
 RETRY_AFTER_S = "5"
 
 
