@@ -31,6 +31,8 @@ TEMPLATE_PARTS = (
 
 # The all-on render: PostgreSQL, Redis, WebSocket, authentication and metrics. An
 # option missing from cookiecutter.json (one not built yet) is left out at run time.
+# use_opentelemetry stays out: what tracing costs is measured per request, traced and
+# not (the render's README, "Tracing"), not mixed into this comparison.
 ALL_ON: dict[str, str] = {
     "database": "postgresql",
     "use_redis": "yes",

@@ -21,6 +21,7 @@ ANSWERS = {
     "use_websocket": {{ cookiecutter.use_websocket }},
     "auth": {{ cookiecutter.auth | tojson }},
     "use_prometheus": {{ cookiecutter.use_prometheus }},
+    "use_opentelemetry": {{ cookiecutter.use_opentelemetry }},
     "use_kubernetes": {{ cookiecutter.use_kubernetes }},
     "use_graphql": {{ cookiecutter.use_graphql }},
     "ci": {{ cookiecutter.ci | tojson }},
@@ -117,6 +118,10 @@ MANIFEST: dict[str, list[str]] = {
         "src/{slug}/auth/none.py",
         "tests/auth_none.py",
         "tests/test_auth_none.py",
+    ],
+    "use_opentelemetry=yes": [
+        "src/{slug}/core/tracing.py",
+        "tests/test_tracing.py",
     ],
     "use_graphql=yes": [
         "src/{slug}/api/graphql.py",

@@ -27,6 +27,9 @@ from .core.logging import configure_logging, get_logger
 from .core.metrics import install_metrics
 {%- endif %}
 from .core.openapi import install_openapi, operation_id
+{%- if cookiecutter.use_opentelemetry %}
+from .core.tracing import REQUEST_TELEMETRY, trace_requests
+{%- endif %}
 {%- if cookiecutter.database != "none" %}
 from .db.errors import install_database_error_handler
 {%- endif %}
@@ -76,6 +79,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
         generate_unique_id_function=operation_id,
+{%- if cookiecutter.use_opentelemetry %}
+        telemetry=REQUEST_TELEMETRY,
+{%- endif %}
     )
     app.state.settings = settings
     app.state.lifecycle = Lifecycle(
@@ -132,6 +138,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(HTTPSRedirectMiddleware)
     if settings.trusted_hosts:  # checked before any redirect names the host
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.trusted_hosts)
+{%- if cookiecutter.use_opentelemetry %}
+    trace_requests(app)  # when OTEL_* names an exporter: spans, with the request id
+{%- endif %}
     app.add_middleware(
         EdgeMiddleware,
         lifecycle=app.state.lifecycle,

@@ -31,6 +31,9 @@ from .core.ratelimit import MemoryRateLimiter, RateLimiter
 {%- if cookiecutter.use_redis %}
 from .core.redis import attach_redis
 {%- endif %}
+{%- if cookiecutter.use_opentelemetry %}
+from .core.tracing import attach_tracing
+{%- endif %}
 {%- if cookiecutter.database != "none" %}
 from .db.engine import Database
 from .db.resources import attach_database
@@ -99,6 +102,9 @@ async def open_services(settings: Settings, lifecycle: Lifecycle) -> AsyncIterat
         services.response_store = RedisResponseStore.for_services(services)
 {%- elif cookiecutter.database == "none" %}
         services.job_store = MemoryJobStore(retention_s=settings.job_retention_s)
+{%- endif %}
+{%- if cookiecutter.use_opentelemetry %}
+        attach_tracing(services)  # OTEL_*: model calls, jobs{% if cookiecutter.database != "none" %}, SQL{% endif %}{% if cookiecutter.use_redis %}, Redis{% endif %}
 {%- endif %}
 {%- if cookiecutter.auth == "api_key" %}
         attach_api_keys(services)  # API_KEYS{% if cookiecutter.database != "none" %} and the api_keys table{% endif %}

@@ -17,6 +17,10 @@ import orjson
 import structlog
 import structlog.tracebacks
 from structlog.types import Processor
+{%- if cookiecutter.use_opentelemetry %}
+
+from .tracing import add_trace_ids
+{%- endif %}
 
 
 def drop_color_message(
@@ -33,6 +37,9 @@ SHARED_PROCESSORS: list[Processor] = [
     structlog.stdlib.add_logger_name,
     structlog.processors.TimeStamper(fmt="iso", utc=True),
     structlog.stdlib.ExtraAdder(),
+{%- if cookiecutter.use_opentelemetry %}
+    add_trace_ids,
+{%- endif %}
     drop_color_message,  # after ExtraAdder, which copies it from the record
 ]
 

@@ -49,6 +49,10 @@ class Observer:
         """Around a model call: `call` is complete (usage, error...) when the block ends."""
         yield call
 
+    def stream_opened(self, call: ModelCall) -> None:
+        """A streamed call's first chunk arrived (the request's task reads it; the rest
+        may be read by another task, such as an SSE producer)."""
+
     def cache_lookup(self, *, hit: bool) -> None:
         return None
 
@@ -70,6 +74,11 @@ class Observer:
     def job_queue_depth(self, depth: int) -> None:
         """Jobs queued and not yet taken by a worker."""
 
+    @contextmanager
+    def job_run(self, job_id: str, request_id: str | None) -> Iterator[None]:
+        """Around one run of a background job, in the API process or a worker."""
+        yield
+
     def job_finished(self, outcome: str) -> None:
         """A background job ended: succeeded, failed or interrupted."""
 
@@ -89,6 +98,10 @@ class Observers(Observer):
             for observer in self.observers:
                 stack.enter_context(observer.model_call(call))
             yield call
+
+    def stream_opened(self, call: ModelCall) -> None:
+        for observer in self.observers:
+            observer.stream_opened(call)
 
     def cache_lookup(self, *, hit: bool) -> None:
         for observer in self.observers:
@@ -117,6 +130,13 @@ class Observers(Observer):
     def job_queue_depth(self, depth: int) -> None:
         for observer in self.observers:
             observer.job_queue_depth(depth)
+
+    @contextmanager
+    def job_run(self, job_id: str, request_id: str | None) -> Iterator[None]:
+        with ExitStack() as stack:
+            for observer in self.observers:
+                stack.enter_context(observer.job_run(job_id, request_id))
+            yield
 
     def job_finished(self, outcome: str) -> None:
         for observer in self.observers:

@@ -44,7 +44,10 @@ class JobRunner:
             return
         asked = JOB_REQUEST.validate_python(job.request)
         context = RequestContext(principal=job.owner, request_id=asked.request_id)
-        with structlog.contextvars.bound_contextvars(job_id=job.id, principal=job.owner):
+        with (
+            structlog.contextvars.bound_contextvars(job_id=job.id, principal=job.owner),
+            self.generation.observer.job_run(job.id, asked.request_id),
+        ):
             try:
                 policy = CachePolicy.for_request(
                     asked.generation, opt_in=asked.cache, no_cache=False

@@ -224,10 +224,14 @@ class GenerationService:
         pieces: list[str] = []
         usage: Usage | None = None
         reasons: dict[int, FinishReason] = {}
+        opened = False
         chunks = provider.stream(upstream_request)
         with self.observer.model_call(call):
             try:
                 async for chunk in chunks:
+                    if not opened:
+                        opened = True
+                        self.observer.stream_opened(call)
                     if call.first_token_at is None and chunk.has_output:
                         call.first_token_at = time.perf_counter()
                     if chunk.index == 0:
