@@ -78,9 +78,7 @@ REQUIRED_FILES = (
 
 # `${{ ... }}` is GitHub Actions' own expression syntax, legitimate in its workflow files.
 GITHUB_EXPRESSION = re.compile(r"\$\{\{.*?\}\}")
-# Prometheus' alert templates (`{{ $value }}`, `{{ $labels.upstream }}`), in its rule files.
-PROMETHEUS_TEMPLATE = re.compile(r"\{\{ \$(?:value|labels\.\w+)(?: \| \w+)? \}\}")
-OWN_TEMPLATES = {".github/": GITHUB_EXPRESSION, "observability/prometheus/": PROMETHEUS_TEMPLATE}
+OWN_TEMPLATES = {".github/": GITHUB_EXPRESSION}
 LEFTOVER_MARKERS = ("cookiecutter.", "{%", "{{")
 # The seed guide's item numbers ("seed S3.3", "S4.2"): a render reads as its own code.
 GUIDE_CITATION = re.compile(r"\bS\d+\.\d+\b|(?<![A-Za-z])[Ss]eed[ _](guide|item|contract|S\d)")
