@@ -41,6 +41,7 @@ MANIFEST: dict[str, list[str]] = {
         "src/{slug}/jobs/sql_store.py",
         "src/{slug}/responses/sql_store.py",
         "src/{slug}/schemas/history.py",
+        "tests/commands.py",
         "tests/test_db.py",
     ],
     "database=sqlite": [
@@ -102,7 +103,6 @@ MANIFEST: dict[str, list[str]] = {
     ],
     "auth=api_key|jwt&database=sqlite|postgresql": [
         "src/{slug}/auth/commands.py",
-        "tests/commands.py",
     ],
     "auth=jwt": [
         "src/{slug}/api/auth.py",

@@ -10,7 +10,6 @@ import asyncio
 import os
 import secrets
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,35 +17,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy.exc import SQLAlchemyError
 
-from .conftest import AUTH_ENV
+from .commands import command, one_line_error
 from .db_postgresql import administer, server_url
 from .servers import free_port
 
 
 def migrate(database_url: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "{{ cookiecutter.project_slug }}", "migrate"],
-        cwd=tmp_path,  # no .env there: only the environment applies
-        env={
-            **os.environ,
-            **AUTH_ENV,
-            "ENVIRONMENT": "test",
-            "LOG_FORMAT": "json",
-            "DATABASE_URL": database_url,
-        },
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
-def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
-    assert result.returncode == 1, result
-    assert "Traceback" not in result.stderr, result.stderr
-    (line,) = result.stderr.splitlines()
-    assert line.startswith("error: "), line
-    return line
+    return command("migrate", tmp_path=tmp_path, DATABASE_URL=database_url)
 
 
 @pytest.fixture
