@@ -35,7 +35,17 @@ FULL_PRODUCT_OPTIONS = ("database", "use_redis", "use_websocket", "auth")
 IMPOSSIBLE: tuple[dict[str, Any], ...] = ({"auth": "jwt", "database": "none"},)
 
 # Subprocess environment variables that belong to this pytest run, not to a child.
-_PRIVATE_ENV = ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME", "PYTEST_ADDOPTS", "PYTEST_CURRENT_TEST")
+# PYTHONDONTWRITEBYTECODE too: a render's venv (uv installs no bytecode) would otherwise
+# compile every module from source in every process it starts, about 2.5 s each here,
+# and its suite starts servers, workers and commands by the hundred.
+_PRIVATE_ENV = (
+    "VIRTUAL_ENV",
+    "PYTHONPATH",
+    "PYTHONHOME",
+    "PYTEST_ADDOPTS",
+    "PYTEST_CURRENT_TEST",
+    "PYTHONDONTWRITEBYTECODE",
+)
 
 
 def tool(name: str) -> str:

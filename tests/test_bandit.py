@@ -1,30 +1,39 @@
 """bandit reports nothing of medium or high severity in the rendered code of any render.
 
-One bandit process checks `src/` of every render of the matrix (see `Batch`); a render
-is checked on its own only when that run fails, so each test reports its own findings.
+bandit judges a file by its content alone, and the renders of the matrix share most of
+their files: one bandit process checks each distinct file once (the first render that
+has it), for the whole run (the first xdist worker does it, under a lock, and leaves
+the findings for the others). Each finding then counts against every render holding
+that content, under that render's own path, so each test reports its own render.
 """
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support import combo_id, describe, tool
-from tests.test_renders import IDS, MATRIX, Batch
+from tests.support import combo_id, describe, run, tool
+from tests.test_renders import IDS, MATRIX
 
-# Medium and high severity, any confidence; one line per finding.
+# Medium and high severity, any confidence; one line per finding, the file's path first.
 BANDIT_OPTIONS = [
     "--quiet",
-    "--recursive",
     "--severity-level",
     "medium",
     "--format",
     "custom",
     "--msg-template",
-    "{relpath}:{line}: {test_id} [{severity}/{confidence}] {msg}",
+    "{abspath}\t{line}: {test_id} [{severity}/{confidence}] {msg}",
 ]
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 @pytest.fixture(scope="module")
@@ -34,15 +43,46 @@ def sources(baked: Any) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def bandit(sources: dict[str, Path]) -> Batch:
-    return Batch([tool("bandit"), *BANDIT_OPTIONS], list(sources.values()))
+def findings(sources: dict[str, Path], shared_tmp: Path) -> dict[str, list[str]]:
+    """Content digest -> bandit's findings in a file of that content ("line: ..."), for
+    every distinct Python file of the renders; bandit's failure to run fails the test."""
+    record = shared_tmp / "bandit-findings.json"
+    with (shared_tmp / "bandit-findings.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not record.exists():
+            first: dict[str, Path] = {}
+            for source in sources.values():
+                for path in sorted(source.rglob("*.py")):
+                    first.setdefault(digest(path), path)
+            result = run([tool("bandit"), *BANDIT_OPTIONS, *first.values()])
+            found: dict[str, list[str]] = {key: [] for key in first}
+            by_path = {str(path.resolve()): key for key, path in first.items()}
+            for line in result.stdout.splitlines():
+                where, tab, finding = line.partition("\t")
+                if tab and where in by_path:
+                    found[by_path[where]].append(finding)
+            # bandit exits 1 when it finds something; anything else, or a 1 with nothing
+            # parsed, means it did not check the files.
+            ran = result.returncode == 0 or (result.returncode == 1 and any(found.values()))
+            outcome: dict[str, Any] = {"found": found} if ran else {"error": describe(result)}
+            record.write_text(json.dumps(outcome), encoding="utf-8")
+    outcome = json.loads(record.read_text(encoding="utf-8"))
+    if "error" in outcome:
+        pytest.fail(f"bandit did not run:\n{outcome['error']}")
+    result_found: dict[str, list[str]] = outcome["found"]
+    return result_found
 
 
 @pytest.mark.parametrize("combo", MATRIX, ids=IDS)
 def test_bandit_finds_nothing_of_medium_or_high_severity(
-    sources: dict[str, Path], bandit: Batch, combo: dict[str, Any]
+    sources: dict[str, Path], findings: dict[str, list[str]], combo: dict[str, Any]
 ) -> None:
     source = sources[combo_id(combo)]
-    assert any(source.rglob("*.py")), f"no Python files under {source}"
-    result = bandit.result(source)
-    assert result.returncode == 0, describe(result)
+    files = sorted(source.rglob("*.py"))
+    assert files, f"no Python files under {source}"
+    reported = [
+        f"{path.relative_to(source)}:{finding}"
+        for path in files
+        for finding in findings[digest(path)]
+    ]
+    assert not reported, "\n".join(reported)
