@@ -16,12 +16,14 @@ export UV_PYTHON_DOWNLOADS := never
 DEV_HASH := $(shell $(PYTHON) -c 'import hashlib, json, tomllib; deps = tomllib.load(open("pyproject.toml", "rb"))["dependency-groups"]["dev"]; print(hashlib.sha256(json.dumps(deps).encode()).hexdigest()[:16])')
 STAMP := $(VENV)/.dev-$(DEV_HASH)
 
-# Two workers fed one test at a time (--dist load --maxschedchunk 1), in collection
-# order, where the conftest puts the install tests first, longest first: each render's
-# own pytest, then its mypy. Those long poles then spread over both workers instead of
-# queueing on the one that holds their file (--dist loadfile did that: 21 minutes).
+# Three workers on two cores, fed one test at a time (--dist load --maxschedchunk 1), in
+# collection order, where the conftest puts the install tests first: each render's own
+# pytest, then its mypy. Those long poles then spread over the workers instead of
+# queueing on the one that holds their file (--dist loadfile did that: 21 minutes). A
+# render's suite waits on servers, workers and timeouts for a quarter of its time: a
+# third worker fills that (2 workers: 23 minutes; 3: 20).
 # Renders and installs are shared across workers (tests/installs.py, file locks).
-PYTEST_WORKERS ?= 2
+PYTEST_WORKERS ?= 3
 PYTEST_ARGS ?=
 
 # The demo renders with python_version = the running interpreter's major.minor when that
