@@ -21,7 +21,8 @@ STAMP := $(VENV)/.dev-$(DEV_HASH)
 # pytest, then its mypy. Those long poles then spread over the workers instead of
 # queueing on the one that holds their file (--dist loadfile did that: 21 minutes). A
 # render's suite waits on servers, workers and timeouts for a quarter of its time: a
-# third worker fills that (2 workers: 23 minutes; 3: 20).
+# third worker fills that (2 workers: 23 minutes, and that without the PostgreSQL and
+# Redis URLs of .ci/run; 3 workers with them: 20).
 # Renders and installs are shared across workers (tests/installs.py, file locks).
 PYTEST_WORKERS ?= 3
 PYTEST_ARGS ?=
