@@ -102,3 +102,14 @@ def test_root_workflow_installs_redis_server_for_the_fault_tests(
     assert "install -y -q --no-install-recommends redis-server" in commands
     install = commands.index("redis-server")
     assert install < commands.index("make test"), "redis-server must be there before the tests"
+
+
+LEFTOVER_SUFFIXES = (".orig", ".rej", ".bak", ".swp", "~")
+
+
+def test_no_patch_or_editor_leftovers_are_tracked() -> None:
+    """A `patch` run's .orig/.rej or an editor backup would render into every project."""
+    result = run(["git", "ls-files"], cwd=REPO)
+    assert result.returncode == 0, describe(result)
+    leftovers = [path for path in result.stdout.splitlines() if path.endswith(LEFTOVER_SUFFIXES)]
+    assert not leftovers, f"remove these leftovers from git: {leftovers}"
