@@ -134,6 +134,7 @@ MANIFEST: dict[str, list[str]] = {
     ],
     "use_prometheus=yes": [
         "observability",
+        "src/{slug}/core/http_metrics.py",
         "src/{slug}/core/metrics.py",
         "src/{slug}/core/metrics_files.py",
         "tests/test_metrics.py",

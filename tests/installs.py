@@ -8,11 +8,13 @@ lock in the run's shared temporary folder; the others wait and reuse it (or its 
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -60,27 +62,54 @@ class Installed:
 
 
 def mypy_with_shared_cache(installed: Installed, shared: Path) -> subprocess.CompletedProcess[str]:
-    """`mypy` in a render, its cache started from another render's of the same Python.
+    """`mypy` in a render, its cache started from what earlier renders of its Python left.
 
     A cold run spends most of its minute on the libraries, which are the same files in
-    every render of one Python version. The first render of each version runs cold and
-    leaves a copy of its cache; later ones start from that copy, where mypy finds the
-    libraries fresh (same hashes) and checks again what differs: the render's own
-    modules and whatever depends on them. Each run has its own copy, so none races.
+    every render of one Python version. The first render of each version runs cold
+    (the others of that version wait for it); each run then adds the modules the shared
+    cache lacks (the libraries of its options: Redis, GraphQL, ...) and later runs start
+    from a copy of it, where mypy finds those fresh (same hashes) and checks again what
+    differs: the render's own modules and whatever depends on them. mypy validates every
+    cached module against its source, as in any incremental run.
     """
     seed = shared / f"mypy-cache-{installed.python_version()}"
     own = installed.project / ".mypy_cache"
     with (shared / f"{seed.name}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
-        if seed.exists():
-            shutil.rmtree(own, ignore_errors=True)
-            shutil.copytree(seed, own)
-        else:
+        if not seed.exists():
             result = installed.run(installed.bin / "mypy")
             if own.exists():
                 shutil.copytree(own, seed)
             return result
-    return installed.run(installed.bin / "mypy")
+        shutil.rmtree(own, ignore_errors=True)
+        shutil.copytree(seed, own)
+    result = installed.run(installed.bin / "mypy")
+    with (shared / f"{seed.name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        merge_mypy_cache(own, seed)
+    return result
+
+
+def merge_mypy_cache(source: Path, target: Path) -> None:
+    """Add to `target` the cache entries of `source` it lacks (mypy's SQLite shards, or
+    the files of its file-per-module format); what `target` holds is kept."""
+    for path in source.rglob("*"):
+        counterpart = target / path.relative_to(source)
+        if path.is_dir() or not counterpart.exists():
+            if path.is_file():
+                counterpart.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(path, counterpart)
+        elif path.suffix == ".db":
+            with contextlib.closing(sqlite3.connect(counterpart)) as database:
+                database.execute("ATTACH DATABASE ? AS source", (str(path),))
+                tables = database.execute(
+                    "SELECT name FROM source.sqlite_master WHERE type = 'table'"
+                ).fetchall()
+                for (table,) in tables:
+                    database.execute(
+                        f'INSERT OR IGNORE INTO main."{table}" SELECT * FROM source."{table}"'  # noqa: S608 - mypy's own table names
+                    )
+                database.commit()
 
 
 def _build(folder: Path, answers: Mapping[str, str]) -> tuple[Path, dict[str, float]]:

@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -77,16 +78,9 @@ def service_process(folder: Path, **variables: str) -> Iterator[tuple[str, subpr
     )
     base_url = f"http://127.0.0.1:{port}"
     # Worker processes (WORKERS) each import the service, at once, on the same cores.
-    deadline = time.monotonic() + 20 * int(env.get("WORKERS", "1"))
-    while True:
-        try:
-            httpx.get(f"{base_url}/health/live", timeout=1).raise_for_status()
-            break
-        except httpx.HTTPError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                kill_group(process)
-                pytest.fail(f"server did not start:\n{process.communicate()[0]}")
-            time.sleep(0.1)
+    if not wait_until_up(f"{base_url}/health/live", process, 20 * int(env.get("WORKERS", "1"))):
+        kill_group(process)
+        pytest.fail(f"server did not start:\n{process.communicate()[0]}")
     try:
         yield base_url, process
     finally:
@@ -95,6 +89,24 @@ def service_process(folder: Path, **variables: str) -> Iterator[tuple[str, subpr
             process.wait()
         if process.stdout:
             process.stdout.close()
+
+
+def wait_until_up(url: str, process: subprocess.Popen[Any], seconds: float) -> bool:
+    """Poll `url` until it answers 2xx (True), or `process` exits or time runs out (False).
+
+    One client for every poll: a new client builds a TLS context each time (tens of ms
+    of CPU), taken from the process that is starting on the same cores.
+    """
+    deadline = time.monotonic() + seconds
+    with httpx.Client(timeout=1) as client:
+        while True:
+            try:
+                client.get(url).raise_for_status()
+                return True
+            except httpx.HTTPError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    return False
+                time.sleep(0.1)
 
 
 def kill_group(process: subprocess.Popen[str]) -> None:

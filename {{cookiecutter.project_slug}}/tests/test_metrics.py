@@ -4,6 +4,7 @@ Real traffic of every kind goes through `python -m {{ cookiecutter.project_slug 
 streams, a failing upstream, refused calls, a job{% if cookiecutter.use_websocket %}, a WebSocket session{% endif %}), counted by the test
 as it goes; each series then reads back the value the traffic gives it, summed over the
 worker processes. Every metric name the dashboard and the alert rules query is in the scrape.
+The route templates of the HTTP series are checked in-process, against the registry.
 """
 
 from __future__ import annotations
@@ -29,12 +30,16 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
+from prometheus_client import REGISTRY
 {%- if cookiecutter.use_websocket %}
 from websockets.sync.client import connect
 {%- endif %}
 
-from .conftest import AUTH, AUTH_ENV, parse_sse
-from .servers import {% if cookiecutter.use_redis %}free_port, {% endif %}service_process
+from {{ cookiecutter.project_slug }}.main import create_app
+
+from .conftest import AUTH, AUTH_ENV, make_settings, parse_sse
+from .servers import {% if cookiecutter.use_redis %}free_port, {% endif %}service_process{% if cookiecutter.use_redis %}, wait_until_up{% endif %}
 from .upstream import Behaviour, Upstream
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -78,15 +83,14 @@ class Traffic:
     """Calls the service on a new connection each (so both worker processes take some)
     and counts what came back by (route, status)."""
 
-    def __init__(self, base_url: str) -> None:
-        self.base_url = base_url
+    def __init__(self, http: httpx.Client) -> None:
+        self.http = http
         self.statuses: Counter[tuple[str, int]] = Counter()
         self.cache_hits = 0
         self.model_calls = 0  # answered by a model call (not from the cache)
 
     def post(self, path: str, body: dict[str, Any], headers: Headers = AUTH) -> httpx.Response:
-        with httpx.Client(base_url=self.base_url, timeout=30) as http:
-            response = http.post(path, json=body, headers=headers)
+        response = self.http.post(path, json=body, headers=headers)
         self.statuses[path, response.status_code] += 1
         if response.status_code == 200:
             if response.headers.get("X-Cache") == "HIT":
@@ -98,14 +102,44 @@ class Traffic:
     def wait_for_job(self, job_id: str) -> None:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            with httpx.Client(base_url=self.base_url, timeout=10) as http:
-                response = http.get(f"/api/v1/jobs/{job_id}", headers=AUTH)
+            response = self.http.get(f"/api/v1/jobs/{job_id}", headers=AUTH)
             self.statuses["/api/v1/jobs/{job_id}", response.status_code] += 1
             if response.json()["status"] in {"succeeded", "failed"}:
                 assert response.json()["status"] == "succeeded"
                 return
             time.sleep(0.1)
         pytest.fail("the job did not finish")
+
+
+def http_requests() -> Counter[tuple[str, str, str]]:
+    """http_requests_total of this process's registry by (handler, method, status)."""
+    counts: Counter[tuple[str, str, str]] = Counter()
+    for metric in REGISTRY.collect():
+        for sample in metric.samples:
+            if sample.name == "http_requests_total":
+                labels = sample.labels
+                counts[labels["handler"], labels["method"], labels["status"]] += int(sample.value)
+    return counts
+
+
+def test_http_series_are_labelled_by_route_template_routed_or_refused_before() -> None:
+    before = http_requests()
+    with TestClient(create_app(make_settings(max_body_bytes=1024))) as client:
+        assert client.get("/v1/models/fake-model", headers=AUTH).status_code == 200
+        assert client.get("/api/v1/jobs/no-such-job", headers=AUTH).status_code == 404
+        assert client.delete("/v1/models", headers=AUTH).status_code == 405
+        too_large = client.post("/api/v1/generate", content=b"x" * 2048, headers=AUTH)
+        assert too_large.status_code == 413  # answered before any route ran
+        assert client.get("/no/such/route").status_code == 404  # a series per path: none
+        assert client.get("/health/live").status_code == 200  # probes are not traffic
+    counted = http_requests() - before
+    assert counted == {
+        ("/v1/models/{model_id:path}", "GET", "200"): 1,
+        ("/api/v1/jobs/{job_id}", "GET", "404"): 1,
+        ("/v1/models", "DELETE", "405"): 1,
+        ("/api/v1/generate", "POST", "413"): 1,
+    }
+    assert REGISTRY.get_sample_value("http_requests_inprogress") == 0
 
 
 @pytest.fixture
@@ -141,9 +175,13 @@ def test_every_series_adds_up_over_two_workers(
 {%- if cookiecutter.use_redis %}
     worker_port = free_port()
 {%- endif %}
-    with service_process(tmp_path, **env) as (base_url, process):
+    no_reuse = httpx.Limits(max_keepalive_connections=0)  # a new connection per call
+    with (
+        service_process(tmp_path, **env) as (base_url, process),
+        httpx.Client(base_url=base_url, timeout=30, limits=no_reuse) as http,
+    ):
         assert not (metrics_dir / "counter_1.db").exists(), "the folder was not emptied"
-        traffic = Traffic(base_url)
+        traffic = Traffic(http)
         started = time.perf_counter()
         prompts = [{"prompt": f"native {n}", "max_tokens": 16} for n in range(6)]
         with ThreadPoolExecutor(6) as pool:
@@ -288,16 +326,10 @@ def start_worker(folder: Path, env: dict[str, str], port: int) -> subprocess.Pop
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=1).raise_for_status()
-            return worker
-        except httpx.HTTPError:
-            if worker.poll() is not None or time.monotonic() > deadline:
-                worker.kill()
-                pytest.fail(f"the worker did not start:\n{(folder / 'worker.log').read_text()}")
-            time.sleep(0.1)
+    if not wait_until_up(f"http://127.0.0.1:{port}/metrics", worker, 20):
+        worker.kill()
+        pytest.fail(f"the worker did not start:\n{(folder / 'worker.log').read_text()}")
+    return worker
 
 
 {% endif -%}

@@ -1,6 +1,6 @@
 """Prometheus metrics: GET /metrics, the HTTP series and the LLM series.
 
-The HTTP series come from prometheus-fastapi-instrumentator. The LLM series are recorded
+The HTTP series are recorded by `core/http_metrics.py`. The LLM series are recorded
 by `PrometheusObserver`, which `attach_metrics` joins to the services' observer (see
 core/observe.py), so the code doing the work never imports this module. The model series
 are named after OpenTelemetry's GenAI semantic conventions. Every label value is bounded:
@@ -13,7 +13,6 @@ gauge says how the values of the processes combine.
 
 from __future__ import annotations
 
-import functools
 import os
 import time
 from collections.abc import Iterator
@@ -34,11 +33,10 @@ from prometheus_client import (
     start_http_server,
 {%- endif %}
 )
-from prometheus_fastapi_instrumentator.middleware import PrometheusInstrumentatorMiddleware
 from starlette.concurrency import run_in_threadpool
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..jobs.base import JobQueue
+from .http_metrics import HTTPMetricsMiddleware
 {%- if cookiecutter.use_redis %}
 from .logging import get_logger
 {%- endif %}
@@ -58,10 +56,8 @@ TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4
 DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48)
 FIRST_TOKEN_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 PER_TOKEN_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5)
-HTTP_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 BREAKER_STATES = {"closed": 0, "half_open": 1, "open": 2}
 MODEL = ("gen_ai_operation_name", "gen_ai_request_model")
-UNCOUNTED_PATHS = ("/metrics", "/health")  # scrapes and probes, not traffic
 
 TOKEN_USAGE = Histogram(
     "gen_ai_client_token_usage",
@@ -146,11 +142,6 @@ WEBSOCKET_SESSIONS_ACTIVE = Gauge(
     "llm_websocket_sessions_active", "WebSocket sessions open now.", multiprocess_mode="livesum"
 )
 {%- endif %}
-HTTP_IN_PROGRESS = Gauge(
-    "http_requests_inprogress",
-    "HTTP requests being served, health probes and scrapes aside.",
-    multiprocess_mode="livesum",
-)
 
 
 class PrometheusObserver(Observer):
@@ -227,57 +218,9 @@ def attach_metrics(services: Services) -> None:
         services.stack.callback(multiprocess.mark_process_dead, os.getpid())
 
 
-class HTTPMetricsMiddleware(PrometheusInstrumentatorMiddleware):
-    """prometheus-fastapi-instrumentator's HTTP series, remembering the route template of
-    recent paths: the instrumentator matches each request's path against every route
-    (some 40 us), and most requests go to a handful of fixed paths."""
-
-    REMEMBERED = 1024  # paths; the oldest is forgotten first (ids in paths keep coming)
-
-    @functools.cached_property
-    def _templates(self) -> dict[tuple[str, str, str], tuple[str, bool]]:
-        return {}
-
-    def _get_handler(self, request: Request) -> tuple[str, bool]:
-        scope = request.scope
-        key = (scope["method"], scope["path"], scope.get("root_path", ""))
-        found = self._templates.get(key)
-        if found is None:
-            found = super()._get_handler(request)
-            if len(self._templates) >= self.REMEMBERED:
-                del self._templates[next(iter(self._templates))]
-            self._templates[key] = found
-        return found
-
-
-class InProgressMiddleware:
-    """Counts the HTTP requests being served (what the in-flight autoscaler reads)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].startswith(UNCOUNTED_PATHS):
-            await self.app(scope, receive, send)
-            return
-        HTTP_IN_PROGRESS.inc()
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            HTTP_IN_PROGRESS.dec()
-
-
 def install_metrics(app: FastAPI) -> None:
     """The HTTP series and GET /metrics; added last, so they count what clients got."""
-    app.add_middleware(
-        HTTPMetricsMiddleware,
-        should_group_status_codes=False,  # a handful of codes: 401 and 429 stay visible
-        should_ignore_untemplated=True,  # unknown paths would make a series each
-        should_exclude_streaming_duration=True,  # latency to the response's headers
-        excluded_handlers=[f"^{path}" for path in UNCOUNTED_PATHS],
-        latency_lowr_buckets=HTTP_BUCKETS,
-    )
-    app.add_middleware(InProgressMiddleware)
+    app.add_middleware(HTTPMetricsMiddleware)
     app.include_router(router)
 
 
