@@ -56,8 +56,11 @@ $(STAMP):
 	rm -f $(VENV)/.dev-*
 	touch $@
 
+# Without PYTHONDONTWRITEBYTECODE (some machines set it): pytest then keeps the modules
+# it rewrites for its assertions (its plugins' too, some 300) instead of rewriting them in
+# every process, some 5 s each here.
 test: venv ## run the template's test suite
-	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist load --maxschedchunk 1 $(PYTEST_ARGS)
+	env -u PYTHONDONTWRITEBYTECODE $(BIN)/pytest -n $(PYTEST_WORKERS) --dist load --maxschedchunk 1 $(PYTEST_ARGS)
 
 lint: venv ## ruff on the hooks, tests and benchmarks; mypy on the tests and benchmarks
 	$(BIN)/ruff check hooks tests benchmarks

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
+import fcntl
+import hashlib
+import json
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from pytest_cookies.plugin import Cookies
 
 from tests.installs import Installed, fresh_install
 from tests.support import REPO, answer_key, choice_options, covering_rows, option_values
@@ -28,33 +34,66 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: item.get_closest_marker("install") is None)
 
 
-class Baker:
-    """Bakes with pytest-cookies once per distinct answer set, for the whole session.
+@dataclass(frozen=True)
+class Baked:
+    """What a render gave: pytest-cookies' Result, as every xdist worker can read it."""
 
-    Renders are shared between tests: tests must only read them.
+    exit_code: int
+    exception: str | None
+    project_path: str | None
+
+
+class Baker:
+    """Bakes with pytest-cookies once per distinct answer set, for the whole run.
+
+    The first xdist worker that asks renders into the run's shared folder, under a file
+    lock, and records the outcome beside it; the others wait and reuse that render.
+    (pytest-cookies' own session fixture bakes into a folder of the worker, which it
+    deletes when that worker ends, while others may still be reading.) Renders are
+    shared between tests: tests must only read them.
     """
 
-    def __init__(self, cookies: Any) -> None:
-        self._cookies = cookies
-        self._results: dict[tuple[tuple[str, str], ...], Any] = {}
+    def __init__(self, template: str, config_file: Any, shared: Path) -> None:
+        self._template = template
+        self._config_file = config_file
+        self._shared = shared
+        self._results: dict[str, Baked] = {}
 
-    def __call__(self, **answers: Any) -> Any:
-        key = tuple(sorted((name, repr(value)) for name, value in answers.items()))
+    def __call__(self, **answers: Any) -> Baked:
+        key = json.dumps(sorted((name, repr(value)) for name, value in answers.items()))
         if key not in self._results:
-            self._results[key] = self._cookies.bake(extra_context=answers)
+            self._results[key] = self._bake_once(key, answers)
         return self._results[key]
+
+    def _bake_once(self, key: str, answers: dict[str, Any]) -> Baked:
+        name = f"bake-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+        record = self._shared / f"{name}.json"
+        with (self._shared / f"{name}.lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+            if not record.exists():
+                folder = self._shared / name
+                folder.mkdir()
+                cookies = Cookies(self._template, lambda _: folder, self._config_file)
+                result = cookies.bake(extra_context=answers)
+                exception = None if result.exception is None else repr(result.exception)
+                path = None if result.project_path is None else str(result.project_path)
+                baked = Baked(result.exit_code, exception, path)
+                record.write_text(json.dumps(dataclasses.asdict(baked)), encoding="utf-8")
+        return Baked(**json.loads(record.read_text(encoding="utf-8")))
 
     def project(self, **answers: Any) -> Path:
         """The render's directory; fails the test if that render failed."""
         result = self(**answers)
-        if result.exception is not None or result.exit_code != 0:
-            pytest.fail(f"render {answers!r} failed: exit {result.exit_code}: {result.exception!r}")
+        if result.exception is not None or result.exit_code != 0 or result.project_path is None:
+            pytest.fail(f"render {answers!r} failed: exit {result.exit_code}: {result.exception}")
         return Path(result.project_path)
 
 
 @pytest.fixture(scope="session")
-def baked(cookies_session: Any) -> Baker:
-    return Baker(cookies_session)
+def baked(
+    request: pytest.FixtureRequest, shared_tmp: Path, _cookiecutter_config_file: Any
+) -> Baker:
+    return Baker(request.config.option.template, _cookiecutter_config_file, shared_tmp)
 
 
 @pytest.fixture(scope="session")

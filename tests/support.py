@@ -213,6 +213,30 @@ def complete_row(
     return row
 
 
+CACHE = REPO / "build" / "test-cache"
+
+
+def remembered(name: str, compute: Callable[[], Any], *arguments: Any) -> Any:
+    """`compute()`, kept in CACHE as JSON under a key made of `arguments`, this module's
+    source and cookiecutter.json: for slow, deterministic computations that every pytest
+    process (the xdist controller and each worker) would otherwise repeat at import."""
+    key = hashlib.sha256(
+        json.dumps(
+            [arguments, Path(__file__).read_text(encoding="utf-8"), COOKIECUTTER_JSON],
+            sort_keys=True,
+        ).encode()
+    ).hexdigest()[:16]
+    path = CACHE / f"{name}-{key}.json"
+    if path.exists():
+        return json.loads(path.read_text(encoding="utf-8"))
+    value = compute()
+    CACHE.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f"{path.name}.{os.getpid()}")
+    partial.write_text(json.dumps(value), encoding="utf-8")
+    partial.replace(path)  # atomic: a process reading it never sees half a file
+    return value
+
+
 def covering_rows(
     options: Sequence[str],
     *,
@@ -226,8 +250,27 @@ def covering_rows(
     are chosen greedily); each of `bases` then becomes one row the same way; then rows
     are added, each an accepted render covering the most pairs still uncovered (ties
     broken at random), until none is left. The shortest of `tries` such runs wins; the
-    random choices are seeded, so the same options always give the same rows.
+    random choices are seeded, so the same options always give the same rows (which
+    are therefore remembered: seconds of work in each pytest process).
     """
+    rows: list[dict[str, Any]] = remembered(
+        "covering-rows",
+        lambda: _covering_rows(options, bases=bases, seeds=seeds, tries=tries),
+        list(options),
+        [dict(base) for base in bases],
+        [dict(seed) for seed in seeds],
+        tries,
+    )
+    return rows
+
+
+def _covering_rows(
+    options: Sequence[str],
+    *,
+    bases: Sequence[Mapping[str, Any]],
+    seeds: Sequence[Mapping[str, Any]],
+    tries: int,
+) -> list[dict[str, Any]]:
     every = [
         dict(zip(options, values, strict=True))
         for values in itertools.product(*(option_values(option) for option in options))

@@ -393,8 +393,8 @@ def test_in_flight_autoscaling_component_builds_and_validates(
     kinds = [metric["type"] for metric in autoscaler["spec"]["metrics"]]
     assert kinds == ["Resource", "Resource", "Pods"]
     pods = autoscaler["spec"]["metrics"][2]["pods"]
-    assert pods["metric"]["name"] == "http_requests_inprogress"  # core/metrics.py's gauge
-    metrics_module = project_of(database=database) / "src" / SLUG / "core" / "metrics.py"
+    assert pods["metric"]["name"] == "http_requests_inprogress"  # core/http_metrics.py's gauge
+    metrics_module = project_of(database=database) / "src" / SLUG / "core" / "http_metrics.py"
     assert '"http_requests_inprogress"' in metrics_module.read_text(encoding="utf-8")
     overlay = (k8s / "overlays" / "production" / "kustomization.yaml").read_text()
     assert "#   - ../../components/in-flight-autoscaling" in overlay

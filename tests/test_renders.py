@@ -180,7 +180,7 @@ def project_for(matrix: dict[str, Path], combo: dict[str, Any]) -> Path:
 @pytest.mark.parametrize("combo", MATRIX, ids=IDS)
 def test_renders(baked: Any, combo: dict[str, Any]) -> None:
     result = baked(**combo)
-    assert result.exception is None, repr(result.exception)
+    assert result.exception is None, result.exception
     assert result.exit_code == 0
     project = Path(result.project_path)
     assert project.name == DEFAULT_SLUG
