@@ -5,11 +5,11 @@ written for it work unchanged): requests by route template, method and status; t
 to the response headers (for streams: to their start); body sizes from Content-Length;
 and the requests in progress, which the in-flight autoscaler reads.
 
-The route template is read after the app has routed the request: the route FastAPI
-selected is in the scope by then, so nothing is matched twice. Only a request answered
-before routing (refused while draining, a body too large) is matched here, against every
-route, by the instrumentator's own lookup; its answer is remembered per path. A path no
-route serves is not counted: each would make a series of its own.
+The route template is read after the app has handled the request: the API route FastAPI
+selected is in the scope by then, so nothing is matched twice. A request no API route
+took (refused while draining or for its size before routing; the docs pages) is matched
+here, against every route, by the instrumentator's own lookup, its answer remembered per
+path. A path no route serves is not counted: each would make a series of its own.
 """
 
 from __future__ import annotations
