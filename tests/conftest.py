@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 import hashlib
 import json
 import os
@@ -16,7 +15,14 @@ import pytest
 from pytest_cookies.plugin import Cookies
 
 from tests.installs import Installed, fresh_install
-from tests.support import REPO, answer_key, choice_options, covering_rows, option_values
+from tests.support import (
+    REPO,
+    answer_key,
+    choice_options,
+    covering_rows,
+    once_per_run,
+    option_values,
+)
 
 
 @pytest.hookimpl(trylast=True)
@@ -67,19 +73,18 @@ class Baker:
 
     def _bake_once(self, key: str, answers: dict[str, Any]) -> Baked:
         name = f"bake-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
-        record = self._shared / f"{name}.json"
-        with (self._shared / f"{name}.lock").open("w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
-            if not record.exists():
-                folder = self._shared / name
-                folder.mkdir()
-                cookies = Cookies(self._template, lambda _: folder, self._config_file)
-                result = cookies.bake(extra_context=answers)
-                exception = None if result.exception is None else repr(result.exception)
-                path = None if result.project_path is None else str(result.project_path)
-                baked = Baked(result.exit_code, exception, path)
-                record.write_text(json.dumps(dataclasses.asdict(baked)), encoding="utf-8")
-        return Baked(**json.loads(record.read_text(encoding="utf-8")))
+
+        def bake() -> dict[str, Any]:
+            folder = self._shared / name
+            folder.mkdir()
+            result = Cookies(self._template, lambda _: folder, self._config_file).bake(
+                extra_context=answers
+            )
+            exception = None if result.exception is None else repr(result.exception)
+            path = None if result.project_path is None else str(result.project_path)
+            return dataclasses.asdict(Baked(result.exit_code, exception, path))
+
+        return Baked(**once_per_run(self._shared, name, bake))
 
     def project(self, **answers: Any) -> Path:
         """The render's directory; fails the test if that render failed."""

@@ -20,8 +20,9 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from tests.support import REPO, child_env, describe, option_values, run, timed, tool
+from tests.support import REPO, child_env, describe, once_per_run, option_values, run, timed, tool
 
 RUNNING_PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
 
@@ -74,7 +75,8 @@ def mypy_with_shared_cache(installed: Installed, shared: Path) -> subprocess.Com
     """
     seed = shared / f"mypy-cache-{installed.python_version()}"
     own = installed.project / ".mypy_cache"
-    with (shared / f"{seed.name}.lock").open("w") as lock:
+    seed_lock = shared / f"{seed.name}.lock"
+    with seed_lock.open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
         if not seed.exists():
             result = installed.run(installed.bin / "mypy")
@@ -84,7 +86,7 @@ def mypy_with_shared_cache(installed: Installed, shared: Path) -> subprocess.Com
         shutil.rmtree(own, ignore_errors=True)
         shutil.copytree(seed, own)
     result = installed.run(installed.bin / "mypy")
-    with (shared / f"{seed.name}.lock").open("w") as lock:
+    with seed_lock.open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         merge_mypy_cache(own, seed)
     return result
@@ -151,18 +153,16 @@ def fresh_install(shared: Path, answers: Mapping[str, str]) -> Installed:
     """Render `answers`, install the render into a fresh venv; once per run for all workers."""
     key = hashlib.sha256(json.dumps(dict(answers), sort_keys=True).encode()).hexdigest()[:12]
     folder = shared / f"install-{key}"
-    record = shared / f"install-{key}.json"
-    with (shared / f"install-{key}.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
-        if not record.exists():
-            folder.mkdir()
-            try:
-                project, timings = _build(folder, answers)
-                outcome = {"project": str(project), "timings": timings}
-            except (AssertionError, subprocess.TimeoutExpired) as error:
-                outcome = {"error": str(error)}
-            record.write_text(json.dumps(outcome), encoding="utf-8")
-    outcome = json.loads(record.read_text(encoding="utf-8"))
+
+    def build() -> dict[str, Any]:
+        folder.mkdir()
+        try:
+            project, timings = _build(folder, answers)
+        except (AssertionError, subprocess.TimeoutExpired) as error:
+            return {"error": str(error)}
+        return {"project": str(project), "timings": timings}
+
+    outcome = once_per_run(shared, f"install-{key}", build)
     if "error" in outcome:
         raise AssertionError(f"installing {dict(answers)} failed:\n{outcome['error']}")
     project = Path(outcome["project"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import collections
+import fcntl
 import hashlib
 import itertools
 import json
@@ -214,6 +215,18 @@ def complete_row(
 
 
 CACHE = REPO / "build" / "test-cache"
+
+
+def once_per_run(shared: Path, name: str, make: Callable[[], Any]) -> Any:
+    """`make()` once for the whole test run, by whichever xdist worker asks first: under
+    a file lock in the run's shared folder, where its (JSON) result is recorded for the
+    others, which wait for it."""
+    record = shared / f"{name}.json"
+    with (shared / f"{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not record.exists():
+            record.write_text(json.dumps(make()), encoding="utf-8")
+    return json.loads(record.read_text(encoding="utf-8"))
 
 
 def remembered(name: str, compute: Callable[[], Any], *arguments: Any) -> Any:

@@ -9,15 +9,13 @@ that content, under that render's own path, so each test reports its own render.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support import combo_id, describe, run, tool
+from tests.support import combo_id, describe, once_per_run, run, tool
 from tests.test_renders import IDS, MATRIX
 
 # Medium and high severity, any confidence; one line per finding, the file's path first.
@@ -46,27 +44,25 @@ def sources(baked: Any) -> dict[str, Path]:
 def findings(sources: dict[str, Path], shared_tmp: Path) -> dict[str, list[str]]:
     """Content digest -> bandit's findings in a file of that content ("line: ..."), for
     every distinct Python file of the renders; bandit's failure to run fails the test."""
-    record = shared_tmp / "bandit-findings.json"
-    with (shared_tmp / "bandit-findings.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
-        if not record.exists():
-            first: dict[str, Path] = {}
-            for source in sources.values():
-                for path in sorted(source.rglob("*.py")):
-                    first.setdefault(digest(path), path)
-            result = run([tool("bandit"), *BANDIT_OPTIONS, *first.values()])
-            found: dict[str, list[str]] = {key: [] for key in first}
-            by_path = {str(path.resolve()): key for key, path in first.items()}
-            for line in result.stdout.splitlines():
-                where, tab, finding = line.partition("\t")
-                if tab and where in by_path:
-                    found[by_path[where]].append(finding)
-            # bandit exits 1 when it finds something; anything else, or a 1 with nothing
-            # parsed, means it did not check the files.
-            ran = result.returncode == 0 or (result.returncode == 1 and any(found.values()))
-            outcome: dict[str, Any] = {"found": found} if ran else {"error": describe(result)}
-            record.write_text(json.dumps(outcome), encoding="utf-8")
-    outcome = json.loads(record.read_text(encoding="utf-8"))
+
+    def check() -> dict[str, Any]:
+        first: dict[str, Path] = {}
+        for source in sources.values():
+            for path in sorted(source.rglob("*.py")):
+                first.setdefault(digest(path), path)
+        result = run([tool("bandit"), *BANDIT_OPTIONS, *first.values()])
+        found: dict[str, list[str]] = {key: [] for key in first}
+        by_path = {str(path.resolve()): key for key, path in first.items()}
+        for line in result.stdout.splitlines():
+            where, tab, finding = line.partition("\t")
+            if tab and where in by_path:
+                found[by_path[where]].append(finding)
+        # bandit exits 1 when it finds something; anything else, or a 1 with nothing
+        # parsed, means it did not check the files.
+        ran = result.returncode == 0 or (result.returncode == 1 and any(found.values()))
+        return {"found": found} if ran else {"error": describe(result)}
+
+    outcome = once_per_run(shared_tmp, "bandit-findings", check)
     if "error" in outcome:
         pytest.fail(f"bandit did not run:\n{outcome['error']}")
     result_found: dict[str, list[str]] = outcome["found"]

@@ -14,7 +14,6 @@ path. A path no route serves is not counted: each would make a series of its own
 
 from __future__ import annotations
 
-import functools
 import time
 
 from prometheus_client import Counter, Gauge, Histogram, Summary
@@ -72,10 +71,7 @@ class HTTPMetricsMiddleware:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
-
-    @functools.cached_property
-    def _unrouted(self) -> dict[tuple[str, str, str], str | None]:
-        return {}
+        self._unrouted: dict[tuple[str, str, str], str | None] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"].startswith(UNCOUNTED_PATHS):
