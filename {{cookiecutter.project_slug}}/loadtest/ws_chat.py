@@ -24,12 +24,20 @@ class ChatUser(User):
         self.turns = 0
 
     def on_stop(self) -> None:
-        self.socket.close()
+        self.hang_up()
+
+    def hang_up(self) -> None:
+        """Send the close frame and shut the socket, without waiting for the server's reply.
+
+        While websocket-client's close() waits for that reply it swallows every exception,
+        the one locust raises to stop a user among them: the user would then run on, and
+        locust would wait for it forever."""
+        self.socket.close(timeout=0)
 
     @task
     def reply(self) -> None:
         if self.turns == TURNS:  # a new conversation
-            self.socket.close()
+            self.hang_up()
             self.socket = websocket.create_connection(self.url, header=HEADERS, timeout=30)
             self.turns = 0
         self.turns += 1
