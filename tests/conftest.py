@@ -148,13 +148,13 @@ def install_answers(name: str) -> dict[str, str]:
 @pytest.fixture(scope="session", params=list(INSTALL_SETS))
 def install(request: pytest.FixtureRequest, shared_tmp: Path) -> Installed:
     """A render of INSTALL_SETS, installed into a fresh venv (see tests/installs.py)."""
-    return fresh_install(shared_tmp, install_answers(request.param))
+    return fresh_install(shared_tmp, request.param, install_answers(request.param))
 
 
 @pytest.fixture(scope="session")
 def default_install(shared_tmp: Path) -> Installed:
     """The default render, installed into a fresh venv (see tests/installs.py)."""
-    return fresh_install(shared_tmp, install_answers("default"))
+    return fresh_install(shared_tmp, "default", install_answers("default"))
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
@@ -168,4 +168,4 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     if seen:
         terminalreporter.section("timings (printed, never asserted)")
         for (nodeid, name), value in sorted(seen.items()):
-            terminalreporter.write_line(f"{name[7:].strip():<45} {value}  ({nodeid})")
+            terminalreporter.write_line(f"{name[7:].strip():<50} {value}  ({nodeid})")

@@ -48,6 +48,7 @@ def interpreter(version: str) -> str | None:
 
 @dataclass
 class Installed:
+    name: str  # the install set's name: default, all-on, pairwise-N
     project: Path
     bin: Path
     env: dict[str, str]
@@ -149,8 +150,9 @@ def _build(folder: Path, answers: Mapping[str, str]) -> tuple[Path, dict[str, fl
     return project, timings
 
 
-def fresh_install(shared: Path, answers: Mapping[str, str]) -> Installed:
-    """Render `answers`, install the render into a fresh venv; once per run for all workers."""
+def fresh_install(shared: Path, name: str, answers: Mapping[str, str]) -> Installed:
+    """Render `answers` (the set called `name`), install the render into a fresh venv; once
+    per run for all workers."""
     key = hashlib.sha256(json.dumps(dict(answers), sort_keys=True).encode()).hexdigest()[:12]
     folder = shared / f"install-{key}"
 
@@ -175,4 +177,4 @@ def fresh_install(shared: Path, answers: Mapping[str, str]) -> Installed:
         env.pop("DATABASE_URL", None)
     if answers.get("use_redis", "no") != "yes":
         env.pop("REDIS_URL", None)
-    return Installed(project=project, bin=bin_dir, env=env, timings=outcome["timings"])
+    return Installed(name=name, project=project, bin=bin_dir, env=env, timings=outcome["timings"])

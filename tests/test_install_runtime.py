@@ -31,9 +31,7 @@ def test_own_test_suite_passes(install: Installed, record_property: RecordProper
     result, seconds = timed(
         lambda: install.run(install.bin / "python", "-m", "pytest", "-q", "-p", "no:cacheprovider")
     )
-    record_property(
-        f"timing: install {install.project.parent.name}: own pytest", f"{seconds:.2f} s"
-    )
+    record_property(f"timing: install {install.name}: own pytest", f"{seconds:.2f} s")
     assert result.returncode == 0, describe(result)
     assert " passed" in result.stdout, describe(result)
 

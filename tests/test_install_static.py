@@ -23,7 +23,7 @@ def test_installs_from_its_own_pyproject(
     default_install: Installed, record_property: RecordProperty
 ) -> None:
     for name, seconds in default_install.timings.items():
-        record_property(f"timing: install: {name}", f"{seconds:.2f} s")
+        record_property(f"timing: install {default_install.name}: {name}", f"{seconds:.2f} s")
     # The fresh venv is its own (not ours) and holds the service with its dependencies.
     assert default_install.bin != Path(sys.executable).parent
     probe = default_install.run(
@@ -50,7 +50,5 @@ def test_own_linters_pass(
         result, seconds = timed(lambda: mypy_with_shared_cache(install, shared_tmp))
     else:
         result, seconds = timed(lambda: install.run(install.bin / command[0], *command[1:]))
-    record_property(
-        f"timing: install {install.project.parent.name}: {' '.join(command)}", f"{seconds:.2f} s"
-    )
+    record_property(f"timing: install {install.name}: {' '.join(command)}", f"{seconds:.2f} s")
     assert result.returncode == 0, describe(result)

@@ -223,7 +223,7 @@ def schemathesis(base: str, folder: Path, bearer: str) -> subprocess.CompletedPr
 
 @pytest.fixture(scope="module", params=["default", "all-on"])
 def render(request: pytest.FixtureRequest, shared_tmp: Path) -> tuple[str, Installed]:
-    return request.param, fresh_install(shared_tmp, install_answers(request.param))
+    return request.param, fresh_install(shared_tmp, request.param, install_answers(request.param))
 
 
 def test_schemathesis_finds_nothing_in_the_served_api(
