@@ -11,6 +11,7 @@ import json
 import os
 import random
 import re
+import resource
 import subprocess
 import sys
 import time
@@ -104,6 +105,20 @@ def timed(function: Callable[[], Any]) -> tuple[Any, float]:
     start = time.perf_counter()
     value = function()
     return value, time.perf_counter() - start
+
+
+def timed_with_children(function: Callable[[], Any]) -> tuple[Any, str]:
+    """Run `function`: its value, and its wall time with the CPU time (user + system) of
+    the processes it started and waited for, their own children included, as the timing
+    summary prints them. One test at a time runs in a worker, so the figure is its own."""
+
+    def children_cpu() -> float:
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return usage.ru_utime + usage.ru_stime
+
+    cpu = children_cpu()
+    value, seconds = timed(function)
+    return value, f"{seconds:.2f} s, CPU {children_cpu() - cpu:.1f} s"
 
 
 # --- options -------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from tests.installs import Installed
-from tests.support import RecordProperty, describe, timed
+from tests.support import RecordProperty, describe, timed_with_children
 
 pytestmark = pytest.mark.install
 
@@ -28,10 +28,10 @@ API_KEY = "sk-install-test-0123456789abcdef"
 
 
 def test_own_test_suite_passes(install: Installed, record_property: RecordProperty) -> None:
-    result, seconds = timed(
+    result, figure = timed_with_children(
         lambda: install.run(install.bin / "python", "-m", "pytest", "-q", "-p", "no:cacheprovider")
     )
-    record_property(f"timing: install {install.name}: own pytest", f"{seconds:.2f} s")
+    record_property(f"timing: install {install.name}: own pytest", figure)
     assert result.returncode == 0, describe(result)
     assert " passed" in result.stdout, describe(result)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.installs import Installed, mypy_with_shared_cache
-from tests.support import RecordProperty, describe, timed
+from tests.support import RecordProperty, describe, timed_with_children
 
 pytestmark = pytest.mark.install
 
@@ -47,8 +47,10 @@ def test_own_linters_pass(
 ) -> None:
     # Each tool from the fresh venv, with the render's own configuration (its pyproject).
     if command == ["mypy"]:
-        result, seconds = timed(lambda: mypy_with_shared_cache(install, shared_tmp))
+        result, figure = timed_with_children(lambda: mypy_with_shared_cache(install, shared_tmp))
     else:
-        result, seconds = timed(lambda: install.run(install.bin / command[0], *command[1:]))
-    record_property(f"timing: install {install.name}: {' '.join(command)}", f"{seconds:.2f} s")
+        result, figure = timed_with_children(
+            lambda: install.run(install.bin / command[0], *command[1:])
+        )
+    record_property(f"timing: install {install.name}: {' '.join(command)}", figure)
     assert result.returncode == 0, describe(result)
