@@ -124,18 +124,22 @@ def test_unreachable_upstream_is_502_without_naming_the_host(
 
 
 def test_circuit_breaker_opens_reports_and_recovers(upstream: Upstream, upstream_url: str) -> None:
+    # Long enough that the checks made while it is open finish inside it on a busy machine
+    # (a readiness call has been seen to take 0.66 s beside other test suites).
+    reset_s = 3.0
     settings = upstream_settings(
         upstream_url,
         llm_max_retries=0,
         llm_breaker_min_calls=2,
         llm_breaker_failure_rate=0.5,
-        llm_breaker_reset_s=0.5,
+        llm_breaker_reset_s=reset_s,
         readiness_cache_s=0,
     )
     upstream.then(Behaviour(status=500), Behaviour(status=500))
     with TestClient(create_app(settings)) as client:
         assert client.post("/api/v1/generate", json=PROMPT, headers=AUTH).status_code == 502
         assert client.post("/api/v1/generate", json=PROMPT, headers=AUTH).status_code == 502
+        opened = time.monotonic()
 
         fast_fail = client.post("/api/v1/generate", json=PROMPT, headers=AUTH)  # open
         assert fast_fail.status_code == 503
@@ -148,7 +152,8 @@ def test_circuit_breaker_opens_reports_and_recovers(upstream: Upstream, upstream
         problem = client.app.state.lifecycle.problems["models"]  # type: ignore[attr-defined]
         assert "circuit open" in problem
 
-        time.sleep(0.6)  # half-open: one trial call goes through and closes it
+        # Half-open once reset_s has passed: one trial call goes through and closes it.
+        time.sleep(max(0.0, opened + reset_s + 0.1 - time.monotonic()))
         assert client.post("/api/v1/generate", json=PROMPT, headers=AUTH).status_code == 200
         assert client.get("/health/ready").status_code == 200
     assert len(upstream.requests) == 3
