@@ -455,10 +455,14 @@ def test_shutdown_marks_running_background_responses_failed() -> None:
     with TestClient(create_app(settings)) as http:
         body = {"model": "fake-model", "input": "Slowly", "background": True}
         response_id = http.post("/v1/responses", json=body, headers=headers).json()["id"]
-        time.sleep(0.3)  # running: its first tokens are on their way
-        assert http.get(f"/v1/responses/{response_id}", headers=headers).json()["status"] == (
-            "in_progress"
-        )
+
+        def status() -> str:
+            return str(http.get(f"/v1/responses/{response_id}", headers=headers).json()["status"])
+
+        deadline = time.monotonic() + 10
+        while status() == "queued" and time.monotonic() < deadline:
+            time.sleep(0.05)  # the run has not started yet
+        assert status() == "in_progress"  # running: its first tokens are on their way
         store = http.app_state["services"].response_store
     if store.shared:  # a process started later reads what this one recorded
         with TestClient(create_app(settings)) as http:
