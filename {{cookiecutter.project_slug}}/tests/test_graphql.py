@@ -432,13 +432,14 @@ def test_a_subscription_over_the_rate_limit_is_an_error_and_the_socket_stays_ope
 
 
 def test_a_stream_in_progress_finishes_during_a_drain(tmp_path: Path) -> None:
-    variables = {"FAKE_LLM_TOKEN_LATENCY_MS": "50", "DRAIN_DELAY_S": "0.2"}
+    # A 3 s stream: it is still going well after the 0.2 s delay, on a busy machine too.
+    variables = {"FAKE_LLM_TOKEN_LATENCY_MS": "100", "DRAIN_DELAY_S": "0.2"}
     with service_process(tmp_path, **AUTH_ENV, **variables) as (url, process):
         with graphql_socket(url) as ws:
             subscribe(ws, "1", STREAM, {"prompt": "long", "maxTokens": 30})
             assert receive(ws)["type"] == "next"
             process.send_signal(signal.SIGTERM)
-            time.sleep(0.4)  # past the delay: new work is refused, the stream goes on
+            time.sleep(0.8)  # past the delay: new work is refused, the stream goes on
             subscribe(ws, "2", STREAM, {"prompt": "another"})
             payloads: dict[str, list[dict[str, Any]]] = {"1": [], "2": []}
             completed: set[str] = set()

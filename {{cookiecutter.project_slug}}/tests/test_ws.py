@@ -175,14 +175,15 @@ def test_disconnect_cancels_the_generation(upstream: Upstream, upstream_url: str
 
 
 def test_a_reply_in_progress_finishes_during_a_drain(tmp_path: Path) -> None:
-    variables = {"FAKE_LLM_TOKEN_LATENCY_MS": "50", "DRAIN_DELAY_S": "0.2"}
+    # A 3 s reply: it is still going well after the 0.2 s delay, on a busy machine too.
+    variables = {"FAKE_LLM_TOKEN_LATENCY_MS": "100", "DRAIN_DELAY_S": "0.2"}
     with service_process(tmp_path, **AUTH_ENV, **variables) as (base_url, process):
         url = base_url.replace("http://", "ws://") + "/ws/chat"
         with connect(url, additional_headers=AUTH) as ws:
             ws.send(json.dumps({"type": "prompt", "prompt": "long", "max_tokens": 30}))
             assert receive(ws)["type"] == "delta"
             process.send_signal(signal.SIGTERM)
-            time.sleep(0.4)  # past the delay: new work is refused, the reply goes on
+            time.sleep(0.8)  # past the delay: new work is refused, the reply goes on
             ws.send(json.dumps({"type": "prompt", "prompt": "another"}))
             messages = reply(ws)
             refused = [m for m in messages if m["type"] == "error"]
