@@ -515,9 +515,11 @@ def test_the_rate_limit_holds_across_worker_processes(tmp_path: Path) -> None:
 def test_rate_limits_follow_the_fail_policy_while_redis_is_down(
     redis_server: RedisServer, capsys: pytest.CaptureFixture[str], fail_open: bool
 ) -> None:
+    # Refused connections fail at once; the timeout only bounds calls to the Redis that
+    # answers, before and after the outage, where a busy machine must not make one more.
     settings = make_settings(
         redis_url=redis_server.url,
-        redis_timeout_s=0.5,
+        redis_timeout_s=2,
         rate_limit_rpm=2,
         rate_limit_fail_open=fail_open,
     )
@@ -540,8 +542,9 @@ def test_rate_limits_follow_the_fail_policy_while_redis_is_down(
         back = post()  # the second of the fresh minute: the first was the one seen above
     logged = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line[:1] == "{"]
     events = [record["event"] for record in logged]
-    assert events.count("rate limiter unavailable") == 1  # once per outage, not per request
-    assert events.count("rate limiter recovered") == 1
+    outages = [record for record in logged if record["event"].startswith("rate limiter")]
+    assert events.count("rate limiter unavailable") == 1, outages  # once per outage
+    assert events.count("rate limiter recovered") == 1, outages
     if fail_open:
         assert [response.status_code for response in during] == [200] * 4  # over the limit
         assert "x-ratelimit-limit-requests" not in during[0].headers
