@@ -99,6 +99,10 @@ def start_worker(tmp_path: Path) -> Iterator[StartWorker]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+    # Their logs, which pytest shows beside the report of a test that failed.
+    for number in range(len(processes)):
+        log = (tmp_path / f"worker-{number}.log").read_text(errors="replace")
+        print(f"--- worker {number}:\n{log[-6000:]}")
 
 
 def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
