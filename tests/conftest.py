@@ -141,20 +141,21 @@ def install_sets() -> dict[str, dict[str, str]]:
 INSTALL_SETS = install_sets()
 
 
-def install_answers(name: str) -> dict[str, str]:
-    return dict(INSTALL_SETS[name])
+def installed(shared_tmp: Path, name: str) -> Installed:
+    """The render of the install set `name`, installed into a fresh venv (tests/installs.py)."""
+    return fresh_install(shared_tmp, name, dict(INSTALL_SETS[name]))
 
 
 @pytest.fixture(scope="session", params=list(INSTALL_SETS))
 def install(request: pytest.FixtureRequest, shared_tmp: Path) -> Installed:
     """A render of INSTALL_SETS, installed into a fresh venv (see tests/installs.py)."""
-    return fresh_install(shared_tmp, request.param, install_answers(request.param))
+    return installed(shared_tmp, request.param)
 
 
 @pytest.fixture(scope="session")
 def default_install(shared_tmp: Path) -> Installed:
     """The default render, installed into a fresh venv (see tests/installs.py)."""
-    return fresh_install(shared_tmp, "default", install_answers("default"))
+    return installed(shared_tmp, "default")
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import install_answers
-from tests.installs import Installed, fresh_install
+from tests.conftest import installed
+from tests.installs import Installed
 from tests.support import describe, run, tool
 from tests.test_install_runtime import free_port
 
@@ -223,7 +223,7 @@ def schemathesis(base: str, folder: Path, bearer: str) -> subprocess.CompletedPr
 
 @pytest.fixture(scope="module", params=["default", "all-on"])
 def render(request: pytest.FixtureRequest, shared_tmp: Path) -> tuple[str, Installed]:
-    return request.param, fresh_install(shared_tmp, request.param, install_answers(request.param))
+    return request.param, installed(shared_tmp, request.param)
 
 
 def test_schemathesis_finds_nothing_in_the_served_api(

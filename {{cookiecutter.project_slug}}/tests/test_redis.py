@@ -520,7 +520,7 @@ def test_rate_limits_follow_the_fail_policy_while_redis_is_down(
     redis_server: RedisServer, capsys: pytest.CaptureFixture[str], fail_open: bool
 ) -> None:
     # Refused connections fail at once; the timeout only bounds calls to the Redis that
-    # answers, before and after the outage, where a busy machine must not make one more.
+    # answers, before and after the outage, where a stall must not count as a second one.
     settings = make_settings(
         redis_url=redis_server.url,
         redis_timeout_s=2,
