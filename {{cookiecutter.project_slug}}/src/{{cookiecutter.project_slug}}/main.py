@@ -21,6 +21,7 @@ from .api.docs import install_docs
 from .api.limits import LIMIT_HEADERS
 from .core.cpu import CPUPool
 from .core.errors import install_error_handlers
+from .core.heap import settled_heap
 from .core.lifecycle import Lifecycle
 from .core.logging import configure_logging, get_logger
 {%- if cookiecutter.use_prometheus %}
@@ -64,6 +65,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         lifecycle.add_check("jobs", job_queue.readiness)
         background = await stack.enter_async_context(open_background_responses(services))
         models = [route.name for route in services.models.routes]
+        stack.enter_context(settled_heap())  # what startup made is kept: collections skip it
         logger.info("started", environment=settings.environment, models=models)
         yield {"services": services, "jobs": job_queue, "cpu": cpu, "responses": background}
     logger.info("stopped")
