@@ -41,14 +41,20 @@ async def with_heartbeat(
     """Pass events on, sending a keep-alive comment whenever the source is quiet.
 
     Proxies and load balancers close connections that stay silent, and a model can
-    think for a long time between tokens. A producer task fills a small queue, so the
-    timeout never cancels the source itself.
+    think for a long time between tokens. A producer task fills a small queue, so no
+    wait ever cancels the source itself, and one timer per stream (re-armed only when
+    it fires, not for every event) queues the comment once nothing else has been
+    queued for `interval_s`. Events already waiting in the queue are sent together.
     """
+    loop = asyncio.get_running_loop()
     queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=16)
+    last_queued = loop.time()
 
     async def produce() -> None:
+        nonlocal last_queued
         try:
             async for event in events:
+                last_queued = loop.time()
                 await queue.put(event)
         except asyncio.CancelledError:
             raise  # the consumer is gone: nobody waits for the end mark
@@ -59,20 +65,35 @@ async def with_heartbeat(
             await events.aclose()
         await queue.put(None)  # the end
 
+    timer: asyncio.TimerHandle
+
+    def beat() -> None:
+        nonlocal last_queued, timer
+        quiet_s = loop.time() - last_queued
+        if quiet_s >= interval_s:
+            if queue.empty():  # otherwise events wait: the connection is not silent
+                queue.put_nowait(KEEPALIVE_COMMENT)
+            last_queued, quiet_s = loop.time(), 0.0
+        timer = loop.call_later(interval_s - quiet_s, beat)
+
+    timer = loop.call_later(interval_s, beat)
     producer = asyncio.create_task(produce())
     try:
         while True:
-            try:
-                async with asyncio.timeout(interval_s):
-                    event = await queue.get()
-            except TimeoutError:
-                yield KEEPALIVE_COMMENT
-                continue
+            ready: list[bytes] = []
+            event = await queue.get()
+            while event is not None:  # what has arrived together goes out in one write
+                ready.append(event)
+                if queue.empty():
+                    break
+                event = queue.get_nowait()
+            if ready:
+                yield b"".join(ready)
             if event is None:
                 break
-            yield event
         await producer  # re-raises what the source raised
     finally:
+        timer.cancel()
         if not producer.done():
             producer.cancel()
             # Awaited, so the source's own cleanup (upstream close, slot release, the
