@@ -31,6 +31,7 @@ import asyncio
 import importlib
 import json
 import math
+import os
 import re
 import sys
 import time
@@ -54,6 +55,9 @@ ERROR_MARKERS = {
 
 
 def emit(event: str, **data: Any) -> None:
+    # A streams result is a few hundred kB. One bench run saw it cut at 240 kB (a
+    # partial write: stdout had become non-blocking), which left the harness waiting.
+    os.set_blocking(sys.stdout.fileno(), True)
     print(json.dumps({"event": event, **data}), flush=True)
 
 

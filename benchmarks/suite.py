@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from . import backends, placement, servers
 from .load import percentile
@@ -121,6 +121,19 @@ def request_for(
         "temperature": 0.7,  # the response cache stays out of it (X-Cache proves it)
         "prompt": "hi {n}",
     }
+
+
+def parse_event(line: str) -> dict[str, Any]:
+    """A load generator's JSON line; one that does not parse becomes an `unreadable`
+    event (the harness stops and says so, instead of waiting for the rest)."""
+    try:
+        event = json.loads(line)
+    except ValueError as exc:
+        return {
+            "event": "unreadable",
+            "line": f"an unreadable line ({len(line)} characters, {exc})",
+        }
+    return cast(dict[str, Any], event)
 
 
 @dataclass
@@ -260,7 +273,7 @@ class Suite:
             assert proc.stdout is not None  # noqa: S101 - a pipe
             for text in proc.stdout:
                 if text.startswith("{"):
-                    events.put((index, json.loads(text)))
+                    events.put((index, parse_event(text)))
             events.put((index, None))
 
         def drain(index: int, proc: subprocess.Popen[str]) -> None:
@@ -292,6 +305,8 @@ class Suite:
                     counts["eof"] += 1
                     continue
                 kind = event["event"]
+                if kind == "unreadable":
+                    raise SystemExit(f"bench: a load generator wrote {event['line']}")
                 if kind == "result":
                     results[index], notes[index] = event["result"], event.get("note", "")
                     continue

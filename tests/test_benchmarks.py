@@ -301,3 +301,11 @@ def test_backend_urls() -> None:
     )
     assert "s3cret" not in backends.without_password(admin)
     assert backends.without_password("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
+
+
+def test_a_cut_load_generator_line_is_reported_not_fatal_to_the_reader() -> None:
+    whole = json.dumps({"event": "result", "result": {"gaps_ms": [1.5] * 1000}})
+    assert suite.parse_event(whole + "\n")["event"] == "result"
+    cut = suite.parse_event(whole[:2000] + "\n")
+    assert cut["event"] == "unreadable"
+    assert "2001 characters" in cut["line"]
