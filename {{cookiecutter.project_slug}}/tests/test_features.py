@@ -6,12 +6,15 @@ import asyncio
 import json
 import os
 import time
+from collections.abc import AsyncGenerator
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from {{ cookiecutter.project_slug }}.api.streaming import with_heartbeat
 from {{ cookiecutter.project_slug }}.core.cpu import CPUPool
 from {{ cookiecutter.project_slug }}.llm.tokens import count_tokens
 from {{ cookiecutter.project_slug }}.main import create_app
@@ -238,6 +241,33 @@ def test_stream_sends_heartbeats_while_the_model_is_quiet() -> None:
             "/api/v1/generate/stream", json={"prompt": "slow", "max_tokens": 3}, headers=AUTH
         )
     assert ("comment", "ping") in parse_sse(response.text)
+
+
+@pytest.mark.anyio
+async def test_a_stream_cut_off_by_its_client_lets_the_source_finish_cleaning_up() -> None:
+    # What Starlette does when the client goes away: cancel the response's task group,
+    # whose cancellation anyio delivers again at every await, the cleanup's included.
+    steps: list[str] = []
+
+    async def source() -> AsyncGenerator[bytes, None]:
+        try:
+            while True:
+                await asyncio.sleep(0.01)
+                yield b"data: token\n\n"
+        finally:
+            steps.append("closing")
+            await asyncio.sleep(0.05)  # closing the upstream response, writing the log row
+            steps.append("closed")
+
+    async def respond() -> None:
+        async for _ in with_heartbeat(source(), 15.0):
+            pass
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(respond)
+        await asyncio.sleep(0.1)
+        group.cancel_scope.cancel()
+    assert steps == ["closing", "closed"]
 
 
 def test_failure_before_the_first_token_is_a_plain_http_error() -> None:

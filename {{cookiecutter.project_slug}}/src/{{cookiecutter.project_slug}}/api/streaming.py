@@ -13,6 +13,7 @@ from collections.abc import AsyncGenerator, Awaitable
 from contextlib import suppress
 from typing import Any, Protocol, TypeVar
 
+import anyio
 from fastapi import Request
 from fastapi.sse import KEEPALIVE_COMMENT, EventSourceResponse, format_sse_event
 
@@ -22,6 +23,8 @@ from ..llm.base import CompletionChunk, Usage
 from ..llm.errors import ProviderError
 
 T = TypeVar("T")
+# The longest a stream's source may take to clean up once the stream has ended early.
+SOURCE_CLOSE_TIMEOUT_S = 10.0
 SSE_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/event-stream": {}}, "description": "Streamed as Server-Sent Events"}
 }
@@ -76,8 +79,8 @@ async def with_heartbeat(
             last_queued, quiet_s = loop.time(), 0.0
         timer = loop.call_later(interval_s - quiet_s, beat)
 
-    timer = loop.call_later(interval_s, beat)
     producer = asyncio.create_task(produce())
+    timer = loop.call_later(interval_s, beat)
     try:
         while True:
             ready: list[bytes] = []
@@ -98,7 +101,13 @@ async def with_heartbeat(
             producer.cancel()
             # Awaited, so the source's own cleanup (upstream close, slot release, the
             # log row) has run, and its errors are seen, before the response ends.
-            with suppress(asyncio.CancelledError):
+            # Shielded: when the client goes away, Starlette cancels the response's task
+            # group, again at every await, and awaiting the producer would pass each of
+            # those cancellations on to it, cutting its cleanup short at its first await.
+            with (
+                anyio.move_on_after(SOURCE_CLOSE_TIMEOUT_S, shield=True),
+                suppress(asyncio.CancelledError),
+            ):
                 await producer
 
 
