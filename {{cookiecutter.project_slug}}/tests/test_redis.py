@@ -17,7 +17,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from datetime import datetime
@@ -31,7 +31,7 @@ import saq
 from fastapi.testclient import TestClient
 
 from {{ cookiecutter.project_slug }}.core.ratelimit import Decision, Limit, MemoryRateLimiter
-from {{ cookiecutter.project_slug }}.core.ratelimit_redis import RedisRateLimiter
+from {{ cookiecutter.project_slug }}.core.ratelimit_redis import MAX_BATCH, RedisRateLimiter
 from {{ cookiecutter.project_slug }}.core.redis import open_redis
 from {{ cookiecutter.project_slug }}.jobs.redis_queue import saq_queue
 from {{ cookiecutter.project_slug }}.main import create_app
@@ -409,6 +409,35 @@ def test_the_redis_buckets_do_what_the_memory_ones_do(redis_for_the_run: redis.R
     assert debt_ms == pytest.approx(shared[4].levels[0].reset_s * 1000, abs=100)
     assert debt_ms > 60_000  # in debt: longer than a minute
     assert cast(int, redis_for_the_run.pttl(f"{prefix}:requests")) <= 3 * 10_000
+
+
+def test_concurrent_checks_share_script_calls_and_are_decided_in_arrival_order(
+    redis_server: RedisServer,
+) -> None:
+    """Checks made at once go to Redis together, at most MAX_BATCH to a call; a caller
+    that goes away while its check is queued holds up no one."""
+    settings = make_settings(redis_url=redis_server.url)
+    bucket = Limit("crowd:requests", 150, 1)
+    callers = MAX_BATCH + 72
+
+    async def crowd() -> tuple[list[Decision], int]:
+        async with open_redis(settings) as client:
+            limiter = RedisRateLimiter(client, prefix="ratelimit:", fail_open=False)
+            await limiter.adjust(Limit("warm-up:tokens", 10, 0))  # Redis learns the script
+            await cast("Awaitable[bool]", client.config_resetstat())
+            tasks = [asyncio.create_task(limiter.acquire([bucket])) for _ in range(callers)]
+            await asyncio.sleep(0)  # every task has queued its check
+            tasks[0].cancel()  # already queued: it is taken, and its answer is dropped
+            decisions = await asyncio.gather(*tasks[1:])
+            stats = await cast("Awaitable[dict[str, Any]]", client.info("commandstats"))
+            return decisions, stats["cmdstat_evalsha"]["calls"]
+
+    decisions, script_calls = asyncio.run(crowd())
+    assert script_calls == 2  # MAX_BATCH checks, then the other 72
+    # The cancelled caller's check came first; then each in turn, until the bucket is empty.
+    assert [d.allowed for d in decisions] == [True] * 149 + [False] * (callers - 150)
+    assert [d.levels[0].remaining for d in decisions[:149]] == list(range(148, -1, -1))
+    assert all(d.levels[0].remaining == 0 and d.retry_after_s > 0 for d in decisions[149:])
 
 
 def worker_processes(parent: int) -> list[int]:

@@ -8,8 +8,9 @@ did not use, or takes what it overran. Written here rather than taken from `limi
 `slowapi`: neither can adjust a reservation after the fact.
 
 `MemoryRateLimiter` serves one process; `RedisRateLimiter` (core/ratelimit_redis.py)
-runs the same arithmetic in one Lua script per call, shared by every process and
-replica, and follows `OutagePolicy` while Redis is unreachable.
+runs the same arithmetic in a Lua script, shared by every process and replica (the
+checks of concurrent requests batched into one call), and follows `OutagePolicy`
+while Redis is unreachable.
 """
 
 from __future__ import annotations
