@@ -45,7 +45,9 @@ while arg <= #ARGV do
     local state = redis.call('HMGET', KEYS[key + i], 'level', 'at')
     local level = sizes[i]
     if state[1] then
-      level = math.min(sizes[i], tonumber(state[1]) + (now - tonumber(state[2])) * sizes[i] / 60000)
+      -- `at` is kept as text to 14 digits, a little off `now`: never a negative wait.
+      local waited = math.max(0, now - tonumber(state[2]))
+      level = math.min(sizes[i], tonumber(state[1]) + waited * sizes[i] / 60000)
     end
     levels[i] = level
     if check and level < costs[i] then allowed = false end
