@@ -54,6 +54,9 @@ def test_served_app_generates_over_http(server: tuple[str, subprocess.Popen[str]
     assert access[0]["status"] == 200
     assert any(r.get("event") == "draining" for r in records)
     assert any(r.get("event") == "stopped" for r in records)
+    # No library chatter at startup: Alembic, which checks an SQLite file's schema, would
+    # announce each of its plugins.
+    assert not [r for r in records if r.get("logger") == "alembic.runtime.plugins"]
 
 
 def test_sigterm_drains_readiness_first_then_in_flight_streams_then_exits(

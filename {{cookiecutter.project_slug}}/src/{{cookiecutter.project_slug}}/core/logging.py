@@ -94,6 +94,11 @@ def configure_logging(level: str = "INFO", fmt: Literal["json", "console"] = "js
         logger.handlers.clear()
         logger.propagate = True
     logging.getLogger("uvicorn.access").disabled = True
+{%- if cookiecutter.database != "none" %}
+    # Alembic announces each of its plugins at INFO as it loads, at every start of a
+    # process that checks or migrates the schema; its migration lines are kept.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+{%- endif %}
 
 
 def get_logger(name: str) -> structlog.typing.FilteringBoundLogger:
