@@ -30,11 +30,14 @@ import redis
 import saq
 from fastapi.testclient import TestClient
 
+from {{ cookiecutter.project_slug }}.core.lifecycle import Lifecycle
 from {{ cookiecutter.project_slug }}.core.ratelimit import Decision, Limit, MemoryRateLimiter
 from {{ cookiecutter.project_slug }}.core.ratelimit_redis import MAX_BATCH, RedisRateLimiter
 from {{ cookiecutter.project_slug }}.core.redis import open_redis
-from {{ cookiecutter.project_slug }}.jobs.redis_queue import saq_queue
+from {{ cookiecutter.project_slug }}.jobs.base import Job
+from {{ cookiecutter.project_slug }}.jobs.redis_queue import queue_entry, saq_queue
 from {{ cookiecutter.project_slug }}.main import create_app
+from {{ cookiecutter.project_slug }}.services import open_services
 from {{ cookiecutter.project_slug }}.settings import Settings
 
 from .conftest import AUTH, AUTH_ENV, make_settings
@@ -211,6 +214,45 @@ def test_a_job_whose_worker_is_killed_is_never_left_running(
         assert done["result"]["text"]
     else:
         assert done["error"]["code"] == "job_interrupted"
+
+
+def test_a_job_the_queue_lost_while_it_ran_is_found_and_run_again(
+    start_worker: StartWorker, tmp_path: Path
+) -> None:
+    """saq's sweep takes a job it finds starting from the queue's lists, to queue it
+    again once aborted; when that worker is killed first, the job is left running in the
+    store and in no list of the queue, where no sweep looks. A running worker finds it."""
+    settings, env = deployment()
+    with TestClient(create_app(settings)) as client:
+        start_worker(env)
+        # Once a first job ran, the worker is past its start, when it also looks for lost jobs.
+        first = wait_for_job(client, submit(client, "a first job"), statuses=FINISHED)
+        assert first["status"] == "succeeded"
+        job_id = asyncio.run(lose_a_running_job(settings, like=first["id"]))
+        lost = job(client, job_id)
+        assert lost["status"] == "running"
+        done = wait_for_job(client, job_id, statuses=FINISHED)
+    assert done["status"] == "succeeded"
+    assert done["started_at"] > lost["started_at"]  # run again, not just marked finished
+    assert done["result"]["text"]
+    assert "unfinished jobs queued again" in (tmp_path / "worker-0.log").read_text()
+
+
+async def lose_a_running_job(settings: Settings, *, like: str) -> str:
+    """A job asked as `like` was, in the state the race above leaves: claimed by a
+    worker now dead (its lease expired), its queue entry active but in none of the
+    queue's lists."""
+    async with open_services(settings, Lifecycle()) as services:
+        model = await services.job_store.get(like)
+        assert model is not None
+        lost = Job(owner=model.owner, request=model.request)
+        await services.job_store.add(lost)
+        assert await services.job_store.claim(lost)
+        queue = saq_queue(services.redis, settings)
+        entry = queue_entry(lost, settings)
+        entry.queue, entry.status, entry.attempts = queue, saq.Status.ACTIVE, 1
+        await services.redis.set(entry.id, queue.serialize(entry))
+        return lost.id
 
 
 def test_a_job_delivered_again_while_it_runs_runs_once(

@@ -5,7 +5,9 @@ Started with `python -m {{ cookiecutter.project_slug }} worker`.
 A job runs through the same services and `JobRunner` as in-process jobs. Delivery is
 at least once and the store decides what is left to do: a job whose worker died (its
 heartbeat stopped) runs again on another worker, up to JOB_MAX_ATTEMPTS runs, then is
-marked failed; a job the store already shows finished is not run again.
+marked failed; a job the store already shows finished is not run again. Each worker
+also compares the store's unfinished jobs with the queue every JOB_HEARTBEAT_S and
+queues again those the queue lost.
 """
 
 from __future__ import annotations
@@ -75,28 +77,52 @@ async def serve_jobs(settings: Settings, stop: asyncio.Event) -> None:
             dequeue_timeout=min(1.0, settings.redis_timeout_s / 2),
         )
         worker.SIGNALS = []  # `stop` decides, so the worker also runs off the main thread
-        await requeue_unfinished(services.job_store, queue, settings)
+        recovering = asyncio.create_task(requeue_lost(services.job_store, queue, settings, stop))
         running = asyncio.create_task(worker.start())
         stopping = asyncio.create_task(stop.wait())
-        await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        stopping.cancel()
+        try:
+            await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+            recovering.cancel()
+            await asyncio.wait({recovering})
         await drain(worker, settings.job_shutdown_grace_s)
         await running  # raises what stopped the worker, if it was not `stop`
     logger.info("worker stopped")
 
 
-async def requeue_unfinished(store: JobStore, queue: RedisQueue, settings: Settings) -> None:
-    """Queue again unfinished jobs the queue no longer holds (say Redis lost its data).
+async def requeue_lost(
+    store: JobStore, queue: RedisQueue, settings: Settings, stop: asyncio.Event
+) -> None:
+    """Every JOB_HEARTBEAT_S until `stop`, queue again the unfinished jobs the queue lost.
 
-    Queue entries are keyed by job id, so jobs still queued or running are left alone.
+    Redis may have lost its data; or saq's sweep took a job from the queue's lists (to
+    abort it and queue it again) and its worker died before it did: the job is then in
+    no list, and no sweep or restart would find it.
     """
+    while True:
+        await requeue_unfinished(store, queue, settings)
+        if await set_within(stop, settings.job_heartbeat_s):
+            return
+
+
+async def requeue_unfinished(store: JobStore, queue: RedisQueue, settings: Settings) -> None:
+    """Queue again the unfinished jobs the queue no longer holds.
+
+    saq holds a job from its enqueue to its finish and refuses to queue a job it holds
+    (entries are keyed by job id), so jobs still queued, running or due for a retry are
+    left alone. Jobs younger than JOB_HEARTBEAT_S are left to their submission, which
+    may still withdraw them.
+    """
+    submitted_before = time.time() - settings.job_heartbeat_s
     try:
         requeued = [
             job.id
             for job in await store.unfinished()
-            if await queue.enqueue(queue_entry(job, settings)) is not None
+            if job.created_at < submitted_before
+            and await queue.enqueue(queue_entry(job, settings)) is not None
         ]
-    except Exception as exc:  # the worker still starts; the queue has what it has
+    except Exception as exc:  # the worker goes on; the next look may succeed
         logger.warning("unfinished jobs not checked", error=f"{type(exc).__name__}: {exc}")
         return
     if requeued:
