@@ -36,6 +36,7 @@ from {{ cookiecutter.project_slug }}.core.ratelimit_redis import MAX_BATCH, Redi
 from {{ cookiecutter.project_slug }}.core.redis import open_redis
 from {{ cookiecutter.project_slug }}.jobs.base import Job
 from {{ cookiecutter.project_slug }}.jobs.redis_queue import queue_entry, saq_queue
+from {{ cookiecutter.project_slug }}.jobs.worker import held_by, requeue_unfinished
 from {{ cookiecutter.project_slug }}.main import create_app
 from {{ cookiecutter.project_slug }}.services import open_services
 from {{ cookiecutter.project_slug }}.settings import Settings
@@ -233,7 +234,8 @@ def test_a_job_the_queue_lost_while_it_ran_is_found_and_run_again(
         assert lost["status"] == "running"
         done = wait_for_job(client, job_id, statuses=FINISHED)
     assert done["status"] == "succeeded"
-    assert done["started_at"] > lost["started_at"]  # run again, not just marked finished
+    ran_again_at = datetime.fromisoformat(done["started_at"])
+    assert ran_again_at > datetime.fromisoformat(lost["started_at"])  # not just marked finished
     assert done["result"]["text"]
     assert "unfinished jobs queued again" in (tmp_path / "worker-0.log").read_text()
 
@@ -253,6 +255,41 @@ async def lose_a_running_job(settings: Settings, *, like: str) -> str:
         entry.queue, entry.status, entry.attempts = queue, saq.Status.ACTIVE, 1
         await services.redis.set(entry.id, queue.serialize(entry))
         return lost.id
+
+
+def test_a_look_for_lost_jobs_queues_only_those_the_queue_lost() -> None:
+    """Not a job the queue holds, nor one just submitted (its submission may still
+    withdraw it), but an older one the queue does not hold."""
+    assert asyncio.run(look_for_lost_jobs(deployment()[0])) == {
+        "held": True,  # and queued once: counted below
+        "lost": True,
+        "just submitted": False,
+        "queued": 2,
+    }
+
+
+async def look_for_lost_jobs(settings: Settings) -> dict[str, bool | int]:
+    async with open_services(settings, Lifecycle()) as services:
+        store, queue = services.job_store, saq_queue(services.redis, settings)
+        minute_ago = time.time() - 60
+        jobs = {
+            "held": Job(owner="o", request={}, created_at=minute_ago),
+            "lost": Job(owner="o", request={}, created_at=minute_ago),
+            "just submitted": Job(owner="o", request={}),
+        }
+        for job in jobs.values():
+            await store.add(job)
+        await queue.enqueue(queue_entry(jobs["held"], settings))
+        await requeue_unfinished(store, queue, settings)
+        found: dict[str, bool | int] = {
+            name: (await held_by(queue, [job.id]))[0] for name, job in jobs.items()
+        }
+        queued = await cast(
+            Awaitable[list[bytes]], services.redis.lrange(queue.namespace("queued"), 0, -1)
+        )
+        mine = {queue.job_id(job.id).encode() for job in jobs.values()}
+        found["queued"] = sum(entry in mine for entry in queued)
+        return found
 
 
 def test_a_job_delivered_again_while_it_runs_runs_once(

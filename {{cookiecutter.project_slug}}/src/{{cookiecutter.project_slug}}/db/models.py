@@ -98,7 +98,7 @@ class JobRecord(Base):
 
     __tablename__ = "jobs"
     __table_args__ = (
-        # Unfinished jobs, oldest first, at startup.
+        # Unfinished jobs, oldest first: resumed at startup, and checked by the workers.
         Index("ix_jobs_status_created", "status", "created_at"),
     )
 

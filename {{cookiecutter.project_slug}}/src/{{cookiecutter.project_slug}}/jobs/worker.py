@@ -81,13 +81,15 @@ async def serve_jobs(settings: Settings, stop: asyncio.Event) -> None:
         running = asyncio.create_task(worker.start())
         stopping = asyncio.create_task(stop.wait())
         try:
-            await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({running, stopping, recovering}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             stopping.cancel()
             recovering.cancel()
             await asyncio.wait({recovering})
         await drain(worker, settings.job_shutdown_grace_s)
         await running  # raises what stopped the worker, if it was not `stop`
+        if not recovering.cancelled():
+            recovering.result()  # raises what stopped the look for lost jobs
     logger.info("worker stopped")
 
 
@@ -96,9 +98,10 @@ async def requeue_lost(
 ) -> None:
     """Every JOB_HEARTBEAT_S until `stop`, queue again the unfinished jobs the queue lost.
 
-    Redis may have lost its data; or saq's sweep took a job from the queue's lists (to
-    abort it and queue it again) and its worker died before it did: the job is then in
-    no list, and no sweep or restart would find it.
+    Redis may have lost its data; or saq's sweep took a job it found starting from the
+    queue's lists, to abort it and queue it again, and its worker died in between: the
+    job is then in no list, where no sweep looks, and saq refuses to queue it again
+    until the abort's key expires (5 s), so a check at startup alone can miss it.
     """
     while True:
         await requeue_unfinished(store, queue, settings)
@@ -109,24 +112,37 @@ async def requeue_lost(
 async def requeue_unfinished(store: JobStore, queue: RedisQueue, settings: Settings) -> None:
     """Queue again the unfinished jobs the queue no longer holds.
 
-    saq holds a job from its enqueue to its finish and refuses to queue a job it holds
-    (entries are keyed by job id), so jobs still queued, running or due for a retry are
-    left alone. Jobs younger than JOB_HEARTBEAT_S are left to their submission, which
-    may still withdraw them.
+    saq holds a job from its enqueue to its finish, retries included, and refuses to
+    queue one it holds (entries are keyed by job id), so jobs queued, running or due
+    for a retry are left alone. A job queued again while a run still goes on (saq gave
+    its entry up early) waits for that run's lease, then finds it finished. Jobs
+    younger than JOB_HEARTBEAT_S are left to their submission, which may withdraw them.
     """
     submitted_before = time.time() - settings.job_heartbeat_s
     try:
+        older = [job for job in await store.unfinished() if job.created_at < submitted_before]
+        held = await held_by(queue, [job.id for job in older])
         requeued = [
             job.id
-            for job in await store.unfinished()
-            if job.created_at < submitted_before
-            and await queue.enqueue(queue_entry(job, settings)) is not None
+            for job, in_queue in zip(older, held, strict=True)
+            if not in_queue and await queue.enqueue(queue_entry(job, settings)) is not None
         ]
     except Exception as exc:  # the worker goes on; the next look may succeed
         logger.warning("unfinished jobs not checked", error=f"{type(exc).__name__}: {exc}")
         return
     if requeued:
         logger.info("unfinished jobs queued again", count=len(requeued))
+
+
+async def held_by(queue: RedisQueue, job_ids: list[str]) -> list[bool]:
+    """Whether saq holds each job (its set of incomplete jobs), in one call. Only a
+    shortcut: the enqueue checks again, atomically."""
+    if not job_ids:
+        return []
+    scores = await queue.redis.zmscore(
+        queue.namespace("incomplete"), [queue.job_id(job_id) for job_id in job_ids]
+    )
+    return [score is not None for score in scores]
 
 
 async def drain(worker: saq.Worker[Context], grace_s: float) -> None:
