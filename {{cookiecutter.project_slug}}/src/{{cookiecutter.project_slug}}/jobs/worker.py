@@ -135,13 +135,13 @@ async def requeue_unfinished(store: JobStore, queue: RedisQueue, settings: Setti
 
 
 async def held_by(queue: RedisQueue, job_ids: list[str]) -> list[bool]:
-    """Whether saq holds each job (its set of incomplete jobs), in one call. Only a
-    shortcut: the enqueue checks again, atomically."""
-    if not job_ids:
-        return []
-    scores = await queue.redis.zmscore(
-        queue.namespace("incomplete"), [queue.job_id(job_id) for job_id in job_ids]
-    )
+    """Whether saq holds each job (its set of incomplete jobs), in one round trip. Only
+    a shortcut: the enqueue checks again, atomically."""
+    incomplete = queue.namespace("incomplete")
+    async with queue.redis.pipeline(transaction=False) as pipe:
+        for job_id in job_ids:
+            pipe.zscore(incomplete, queue.job_id(job_id))
+        scores = await pipe.execute()
     return [score is not None for score in scores]
 
 
